@@ -1,0 +1,72 @@
+"""Effect sizes and their 95% CIs: closed forms where they exist, a participant bootstrap where not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy import optimize, stats
+from statsmodels.stats.proportion import proportion_confint
+
+
+def eta2p_from_f(f: float, df1: float, df2: float) -> float:
+    """Partial eta squared from an F statistic: F·df1 / (F·df1 + df2)."""
+    return float(f * df1 / (f * df1 + df2))
+
+
+def eta2p_ci(f: float, df1: float, df2: float, level: float = 0.95) -> tuple[float, float]:
+    """CI for partial eta² by inverting the noncentral F distribution (Steiger, 2004), λ → λ/(λ+df1+df2+1)."""
+    alpha = 1 - level
+
+    def bound(target: float) -> float:
+        g = lambda lam: stats.ncf.cdf(f, df1, df2, lam) - target  # noqa: E731 — decreasing in lam
+        if g(0.0) < 0:
+            return 0.0
+        hi = max(10.0, f * df1 * 4)
+        while g(hi) > 0:
+            hi *= 2
+        return float(optimize.brentq(g, 0.0, hi))
+
+    lo, hi = bound(1 - alpha / 2), bound(alpha / 2)
+    return lo / (lo + df1 + df2 + 1), hi / (hi + df1 + df2 + 1)
+
+
+def epsilon_squared(h: float, n: int) -> float:
+    """ε² for Kruskal–Wallis: H / ((n² − 1) / (n + 1)) (Tomczak & Tomczak, 2014)."""
+    return float(h / ((n ** 2 - 1) / (n + 1)))
+
+
+def cliffs_delta(x: np.ndarray, y: np.ndarray) -> float:
+    """Cliff's δ = P(X > Y) − P(X < Y), from the Mann–Whitney U: 2U/(n1·n2) − 1."""
+    u = stats.mannwhitneyu(x, y, alternative="two-sided").statistic
+    return float(2 * u / (len(x) * len(y)) - 1)
+
+
+def rank_biserial_paired(d: np.ndarray) -> float:
+    """Matched-pairs rank-biserial correlation for a Wilcoxon signed-rank test (Kerby, 2014)."""
+    d = d[d != 0]
+    if len(d) == 0:
+        return 0.0
+    ranks = stats.rankdata(np.abs(d))
+    return float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
+
+
+def bootstrap_ci(samples: list[np.ndarray], statistic: Callable[..., float], n_boot: int = 1000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile CI, resampling each sample (a culture group's participants) with replacement."""
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_boot)
+    for b in range(n_boot):
+        values[b] = statistic(*[s[rng.integers(0, len(s), len(s))] for s in samples])
+    values = values[np.isfinite(values)]
+    if len(values) < n_boot / 2:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def wilson_ci(k: int, n: int) -> tuple[float, float]:
+    if n == 0:
+        return float("nan"), float("nan")
+    ci = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return float(ci[0]), float(ci[1])
