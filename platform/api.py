@@ -1,0 +1,185 @@
+"""The participant API, /api/v1 (DESIGN.md): JSON in, JSON out, errors as {"error": {code, message}}.
+
+A participant is identified by the unguessable token in the path, so there is no cookie and no CSRF.
+Each request is one transaction: a 201 means the answer is committed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+from flask_babel import force_locale, gettext
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from culturelab.platform import journey
+from culturelab.platform.db import get_session
+from culturelab.platform.extensions import limiter
+from culturelab.platform.models import Participant, Stimulus, Trial
+from culturelab.platform.validation import Answer, Background, Consent, CreateParticipant, Language, describe
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+M = TypeVar("M", bound=BaseModel)
+
+
+def error(status: int, code: str, message: str):
+    return jsonify({"error": {"code": code, "message": message}}), status
+
+
+@bp.errorhandler(journey.JourneyError)
+def _journey_error(exc: journey.JourneyError):
+    get_session().rollback()
+    return error(exc.status, exc.code, exc.message)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 429: "rate_limited"}
+    return error(exc.code or 400, codes.get(exc.code or 400, "bad_request"), exc.description or exc.name)
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception):
+    # Never a stack trace to the client; the log has it.
+    current_app.logger.exception("unhandled error in the participant API")
+    get_session().rollback()
+    return error(500, "internal", "the server could not handle this request; nothing was stored")
+
+
+def body(model: type[M]) -> M:
+    raw = request.get_data(cache=False)
+    try:
+        document = json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError):
+        raise journey.JourneyError(400, "malformed_json", "the request body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise journey.JourneyError(400, "malformed_json", "the request body must be a JSON object")
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise journey.JourneyError(400, "invalid", describe(exc)) from None
+
+
+@bp.post("/studies/<slug>/participants")
+@limiter.limit(lambda: current_app.config["PARTICIPANT_CREATE_LIMIT"])
+def create_participant(slug: str):
+    data = body(CreateParticipant)
+    session = get_session()
+    study = journey.get_study(session, slug)
+    created = journey.create_participant(
+        session, study, external_id=data.external_id, source=data.source or "link", language=data.language,
+        recruitment=data.recruitment,
+    )
+    session.commit()
+    payload = {"token": created.participant.token, "resume": created.resume}
+    return jsonify(payload), 200 if created.resume else 201
+
+
+@bp.get("/participants/<token>")
+def participant_state(token: str):
+    participant = journey.get_participant(get_session(), token)
+    return jsonify(
+        {
+            "stage": journey.stage(participant),
+            "language": participant.language,
+            "study": participant.study.slug,
+            "answered": participant.n_answered,
+            "total": participant.n_trials,
+        }
+    )
+
+
+@bp.post("/participants/<token>/language")
+def set_language(token: str):
+    data = body(Language)
+    session = get_session()
+    participant = journey.get_participant(session, token)
+    journey.set_language(participant, data.language)
+    session.commit()
+    return jsonify({"language": participant.language})
+
+
+@bp.post("/participants/<token>/consent")
+def consent(token: str):
+    data = body(Consent)
+    session = get_session()
+    participant = journey.get_participant(session, token)
+    journey.record_consent(participant, data.consent)
+    session.commit()
+    return jsonify({"stage": journey.stage(participant)})
+
+
+@bp.post("/participants/<token>/background")
+def background(token: str):
+    data = body(Background)
+    session = get_session()
+    participant = journey.get_participant(session, token)
+    journey.record_background(session, participant, data.model_dump())
+    session.commit()
+    if participant.status_reason == "quota_full":
+        return error(409, "quota_full", "this group of participants is already full")
+    return jsonify({"stage": journey.stage(participant), "total": participant.n_trials})
+
+
+@bp.get("/participants/<token>/next")
+def next_trial(token: str):
+    session = get_session()
+    participant = journey.get_participant(session, token)
+    return jsonify(_next_payload(session, participant))
+
+
+@bp.post("/participants/<token>/responses")
+def respond(token: str):
+    data = body(Answer)
+    session = get_session()
+    participant = journey.get_participant(session, token)
+    stored = journey.record_response(session, participant, data.trial_id, data.response_id, data.value, data.rt_ms)
+    session.commit()
+    # The reply carries the next trial, so a participant's page needs one round trip per answer.
+    payload = {"stored": stored.created, "response_id": stored.response.response_id,
+               "next": _next_payload(session, participant)}
+    return jsonify(payload), 201 if stored.created else 200
+
+
+def _next_payload(session, participant: Participant) -> dict[str, Any]:
+    trial = journey.next_trial(session, participant)
+    if trial is None:
+        return journey.completion(participant)
+    following = journey.trial_at(session, participant, trial.position + 1)
+    preload = [] if following is None else [_media_url(s) for s in _images(following)]
+    return {"done": False, "trial": trial_payload(participant, trial), "preload": preload}
+
+
+def _images(trial: Trial) -> list[Stimulus]:
+    return [trial.stimulus] + ([trial.stimulus_b] if trial.stimulus_b is not None else [])
+
+
+def _media_url(stimulus: Stimulus) -> str:
+    return url_for("pages.media", sha256=stimulus.sha256)
+
+
+def trial_payload(participant: Participant, trial: Trial) -> dict[str, Any]:
+    spec = journey.spec_of(participant.study)
+    lang = participant.language
+    if trial.kind == "attention":
+        likert = next((q for q in spec.questions if q.kind == "likert"), None)
+        low, high = likert.bounds if likert else (1, 5)
+        with force_locale(lang):
+            text = gettext("To show that you are reading carefully, please answer %(n)s for this image.",
+                           n=trial.expected)
+        question = {"id": trial.question_id, "text": text, "scale": {"min": low, "max": high, "labels": None}}
+    else:
+        q = next(q for q in spec.questions if q.id == trial.question_id)
+        low, high = q.bounds
+        labels = q.scale.labels.get(lang) if q.scale and q.scale.labels else None
+        question = {"id": q.id, "text": q.text[lang], "scale": {"min": low, "max": high, "labels": labels}}
+    return {
+        "id": trial.id,
+        "index": trial.position,
+        "total": participant.n_trials,
+        "kind": trial.kind,
+        "question": question,
+        "stimuli": [{"id": s.key, "url": _media_url(s)} for s in _images(trial)],
+    }

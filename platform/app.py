@@ -1,0 +1,51 @@
+"""The application factory (Flask tutorial style): configuration, extensions, blueprints."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from babel import Locale
+from flask import Flask, jsonify, request
+
+from culturelab.platform import api, db, pages, researcher
+from culturelab.platform.config import Config
+from culturelab.platform.extensions import babel, csrf, limiter, login_manager, select_locale
+
+
+def create_app(config: type[Config] | dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(Config)
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'culturelab.sqlite3'}"
+    data_dir = Path(app.config.get("DATA_DIR") or instance / "data")
+    app.config["DATA_DIR"] = str(data_dir)
+    app.config["MEDIA_DIR"] = str(data_dir / "media")
+    logging.getLogger("culturelab").setLevel(logging.INFO)
+
+    db.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    app.jinja_env.filters["language_name"] = lambda tag: Locale.parse(tag, sep="-").get_display_name().capitalize()
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(researcher.bp)
+    csrf.exempt(api.bp)  # token in the path, no cookie: nothing for a cross-site request to ride on
+
+    @app.errorhandler(404)
+    def not_found(exc):
+        if request.path.startswith("/api/"):
+            return jsonify({"error": {"code": "not_found", "message": "no such API endpoint"}}), 404
+        return exc
+
+    return app

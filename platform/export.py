@@ -1,0 +1,244 @@
+"""The export data package (DESIGN.md, Contract 2): a Frictionless Data Package of three tables.
+
+Rows are streamed from the database in batches straight to the files, so memory stays flat however
+large the study grows. The package is written to a temporary folder and renamed into place: a reader
+never sees half a package.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session, aliased
+
+from culturelab.platform.journey import spec_of
+from culturelab.platform.models import Participant, Response, Stimulus, StimulusSet, Study, Trial, study_stimulus_sets
+
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str  # Frictionless Table Schema type
+    description: str
+
+
+PARTICIPANTS = [
+    Field("participant_id", "string", "Pseudonym of the participant (never the recruitment id)"),
+    Field("study", "string", "Study slug"),
+    Field("culture_group", "string", "Culture group the participant chose (a study culture_groups id); empty if not answered"),
+    Field("country_of_birth", "string", "ISO 3166-1 alpha-2 code, or empty"),
+    Field("country_of_residence", "string", "ISO 3166-1 alpha-2 code, or empty"),
+    Field("language", "string", "BCP 47 tag of the interface language used"),
+    Field("age", "integer", "Age in years (18-120), or empty"),
+    Field("gender", "string", "Gender as the participant described it, or empty"),
+    Field("art_training", "integer", "Art or design training: 0 none, 1 some courses, 2 degree, 3 professional; or empty"),
+    Field("source", "string", "Recruitment source: prolific, mturk or link"),
+    Field("status", "string", "started, completed, withdrawn or screened_out"),
+    Field("started_at", "datetime", "When the participant opened the study (UTC)"),
+    Field("completed_at", "datetime", "When the last answer was stored (UTC), or empty"),
+    Field("attention_passed", "integer", "Attention checks answered as instructed"),
+    Field("attention_total", "integer", "Attention checks answered"),
+]
+STIMULI = [
+    Field("stimulus_id", "string", "Stimulus id from the stimulus set manifest"),
+    Field("stimulus_set", "string", "Name of the stimulus set"),
+    Field("culture", "string", "Culture condition of the image (largest mix weight)"),
+    Field("mix", "string", "Culture weights as JSON text, summing to 1"),
+    Field("method", "string", "How the image was made: cgan, nst, translation or human"),
+    Field("seed", "integer", "Generator seed, or empty"),
+    Field("sha256", "string", "SHA-256 of the image file"),
+]
+RESPONSES = [
+    Field("response_id", "string", "UUID chosen by the client for this answer"),
+    Field("participant_id", "string", "Pseudonym of the participant"),
+    Field("trial_index", "integer", "0-based position of the trial in the order shown"),
+    Field("trial_kind", "string", "likert, slider, choice or attention"),
+    Field("question_id", "string", "Question id from the study file ('attention' for attention checks)"),
+    Field("stimulus_id", "string", "The image rated; for choice, the left-hand image"),
+    Field("stimulus_id_b", "string", "Choice: the right-hand image; else empty"),
+    Field("value", "number", "likert: the point; slider: 0-100; choice: 0 = stimulus_id, 1 = stimulus_id_b; attention: the answer"),
+    Field("correct", "boolean", "Attention checks: whether the instructed answer was given; else empty"),
+    Field("rt_ms", "integer", "Response time measured in the browser (ms)"),
+    Field("created_at", "datetime", "When the server stored the answer (UTC)"),
+]
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite returns naive datetimes; everything is stored in UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _participant_rows(session: Session, study: Study) -> Iterator[tuple]:
+    attention = (
+        select(
+            Response.participant_id.label("pid"),
+            func.count().label("total"),
+            func.sum(case((Response.correct.is_(True), 1), else_=0)).label("passed"),
+        )
+        .join(Trial, Trial.id == Response.trial_id)
+        .where(Trial.kind == "attention")
+        .group_by(Response.participant_id)
+        .subquery()
+    )
+    query = (
+        select(Participant, attention.c.total, attention.c.passed)
+        .outerjoin(attention, attention.c.pid == Participant.id)
+        .where(Participant.study_id == study.id, Participant.status != "withdrawn")
+        .order_by(Participant.id)
+        .execution_options(yield_per=BATCH)
+    )
+    for p, total, passed in session.execute(query):
+        yield (
+            p.pseudonym, study.slug, p.culture_group, p.country_of_birth, p.country_of_residence, p.language,
+            p.age, p.gender, p.art_training, p.source, p.status, _iso(p.started_at), _iso(p.completed_at),
+            int(passed or 0), int(total or 0),
+        )
+
+
+def _stimulus_rows(session: Session, study: Study) -> Iterator[tuple]:
+    query = (
+        select(Stimulus, StimulusSet.name)
+        .join(StimulusSet, StimulusSet.id == Stimulus.set_id)
+        .join(study_stimulus_sets, study_stimulus_sets.c.set_id == Stimulus.set_id)
+        .where(study_stimulus_sets.c.study_id == study.id)
+        .order_by(Stimulus.id)
+        .execution_options(yield_per=BATCH)
+    )
+    for s, set_name in session.execute(query):
+        yield (s.key, set_name, s.culture, json.dumps(s.mix, sort_keys=True), s.method, s.seed, s.sha256)
+
+
+def _response_rows(session: Session, study: Study) -> Iterator[tuple]:
+    stim_a, stim_b = aliased(Stimulus), aliased(Stimulus)
+    query = (
+        select(
+            Response.response_id, Participant.pseudonym, Trial.position, Trial.kind, Trial.question_id,
+            stim_a.key, stim_b.key, Response.value, Response.correct, Response.rt_ms, Response.created_at,
+        )
+        .join(Trial, Trial.id == Response.trial_id)
+        .join(Participant, Participant.id == Response.participant_id)
+        .join(stim_a, stim_a.id == Trial.stimulus_id)
+        .outerjoin(stim_b, stim_b.id == Trial.stimulus_b_id)
+        .where(and_(Participant.study_id == study.id, Participant.status != "withdrawn"))
+        .order_by(Response.participant_id, Trial.position)
+        .execution_options(yield_per=BATCH)
+    )
+    for row in session.execute(query):
+        value = row[7]
+        yield (*row[:7], int(value) if float(value).is_integer() else value, row[8], row[9], _iso(row[10]))
+
+
+def _write_csv(path: Path, fields: list[Field], rows: Iterable[tuple]) -> int:
+    n = 0
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow([fld.name for fld in fields])
+        for row in rows:
+            writer.writerow(["" if v is None else ("true" if v is True else "false" if v is False else v) for v in row])
+            n += 1
+    return n
+
+
+def _write_parquet(path: Path, fields: list[Field], rows: Iterable[tuple]) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(),
+             "datetime": pa.string()}
+    schema = pa.schema([pa.field(fld.name, types[fld.type]) for fld in fields])
+    n = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        batch: list[tuple] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= BATCH:
+                writer.write_table(pa.Table.from_pylist([dict(zip(schema.names, r)) for r in batch], schema))
+                n, batch = n + len(batch), []
+        if batch or n == 0:
+            writer.write_table(pa.Table.from_pylist([dict(zip(schema.names, r)) for r in batch], schema))
+            n += len(batch)
+    return n
+
+
+def _design(study: Study) -> dict[str, Any]:
+    spec = spec_of(study)
+    questions: dict[str, Any] = {
+        q.id: {"kind": q.kind, "scale": {"min": q.bounds[0], "max": q.bounds[1]}} for q in spec.questions
+    }
+    if spec.design.attention_checks:
+        likert = next((q for q in spec.questions if q.kind == "likert"), None)
+        low, high = likert.bounds if likert else (1, 5)
+        questions["attention"] = {"kind": "attention", "scale": {"min": low, "max": high}}
+    return {
+        "match": spec.match,
+        "questions": questions,
+        "culture_groups": [{"id": g.id, "label": g.label} for g in spec.culture_groups],
+        "study": {"slug": spec.slug, "title": spec.title},
+    }
+
+
+def export_study(session: Session, slug: str, out: Path, fmt: str = "csv") -> dict[str, int]:
+    """Writes the study's data package to ``out`` (replacing it); returns the row count of each table."""
+    study = session.scalar(select(Study).where(Study.slug == slug))
+    if study is None:
+        raise LookupError(f"there is no study {slug!r}")
+    write = {"csv": _write_csv, "parquet": _write_parquet}[fmt]
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        tables = [
+            ("participants", PARTICIPANTS, _participant_rows, "participant_id", []),
+            ("stimuli", STIMULI, _stimulus_rows, "stimulus_id", []),
+            ("responses", RESPONSES, _response_rows, "response_id", [
+                {"fields": "participant_id", "reference": {"resource": "participants", "fields": "participant_id"}},
+                {"fields": "stimulus_id", "reference": {"resource": "stimuli", "fields": "stimulus_id"}},
+                {"fields": "stimulus_id_b", "reference": {"resource": "stimuli", "fields": "stimulus_id"}},
+            ]),
+        ]
+        counts, resources = {}, []
+        for name, fields, rows, key, foreign_keys in tables:
+            path = f"{name}.{fmt}"
+            counts[name] = write(tmp / path, fields, rows(session, study))
+            schema: dict[str, Any] = {
+                "fields": [{"name": f.name, "type": f.type, "description": f.description} for f in fields],
+                "primaryKey": key,
+                "missingValues": [""],
+            }
+            if foreign_keys:
+                schema["foreignKeys"] = foreign_keys
+            resources.append({
+                "name": name, "path": path, "profile": "tabular-data-resource", "format": fmt,
+                "mediatype": "text/csv" if fmt == "csv" else "application/vnd.apache.parquet",
+                "encoding": "utf-8", "schema": schema,
+            })
+        package = {
+            "profile": "tabular-data-package",
+            "name": slug,
+            "title": spec_of(study).title.get("en") or next(iter(spec_of(study).title.values())),
+            "created": _iso(datetime.now(UTC)),
+            "resources": resources,
+            "culturelab": _design(study),
+        }
+        (tmp / "datapackage.json").write_text(json.dumps(package, indent=2, ensure_ascii=False), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.replace(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return counts

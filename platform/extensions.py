@@ -1,0 +1,22 @@
+"""Flask extensions, created unbound and initialised by the app factory (Flask docs' pattern)."""
+
+from flask import g, request
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+LOCALES = ("en", "zh")
+
+
+def select_locale() -> str:
+    """The participant's study language on participant pages, else the browser's preference."""
+    return getattr(g, "locale", None) or request.accept_languages.best_match(LOCALES) or "en"
+
+
+babel = Babel()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+login_manager = LoginManager()
+login_manager.login_view = "researcher.login"

@@ -1,0 +1,296 @@
+"""The participant's journey as operations on the database, shared by the JSON API and the pages.
+
+Each function runs inside the caller's session and commits nothing itself; the API commits once per
+request, so an answer is stored the moment its request returns 201. Errors are raised as JourneyError
+with an HTTP status and a stable code (DESIGN.md's error shape).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from culturelab.platform.assignment import plan_trials
+from culturelab.platform.models import (
+    CultureGroup,
+    Participant,
+    Response,
+    Stimulus,
+    Study,
+    Trial,
+    study_stimulus_sets,
+    utcnow,
+)
+from culturelab.platform.study import StudySpec
+
+
+class JourneyError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+_specs: dict[str, StudySpec] = {}
+
+
+def spec_of(study: Study) -> StudySpec:
+    """The study's validated spec; parsed once per worker and spec version (keyed by its sha256)."""
+    spec = _specs.get(study.spec_sha256)
+    if spec is None:
+        document = {k: v for k, v in study.spec.items() if k != "stimulus_set_ids"}
+        spec = _specs[study.spec_sha256] = StudySpec.model_validate(document)
+    return spec
+
+
+def get_study(session: Session, slug: str) -> Study:
+    study = session.scalar(select(Study).where(Study.slug == slug))
+    if study is None:
+        raise JourneyError(404, "unknown_study", f"there is no study {slug!r}")
+    return study
+
+
+def get_participant(session: Session, token: str, *, lock: bool = False) -> Participant:
+    query = select(Participant).where(Participant.token == token)
+    if lock:
+        query = query.with_for_update()
+    participant = session.scalar(query)
+    if participant is None:
+        raise JourneyError(404, "unknown_participant", "this participation link is not valid")
+    return participant
+
+
+@dataclass
+class Created:
+    participant: Participant
+    resume: bool
+
+
+def create_participant(
+    session: Session, study: Study, *, external_id: str | None, source: str, language: str | None,
+    recruitment: dict[str, Any],
+) -> Created:
+    spec = spec_of(study)
+    if language is not None and language not in spec.languages:
+        raise JourneyError(
+            400, "bad_language", f"language {language!r} is not offered by this study (one of {', '.join(spec.languages)})"
+        )
+    if external_id is not None:
+        existing = session.scalar(
+            select(Participant).where(Participant.study_id == study.id, Participant.external_id == external_id)
+        )
+        if existing is not None:
+            return Created(existing, True)
+    participant = Participant(
+        study_id=study.id,
+        token=secrets.token_urlsafe(24),
+        pseudonym="p-" + uuid.uuid4().hex[:16],
+        external_id=external_id,
+        source=source,
+        recruitment=recruitment,
+        language=language or spec.languages[0],
+        seed=secrets.randbits(31),
+    )
+    session.add(participant)
+    try:
+        session.flush()
+    except IntegrityError:
+        # The same recruitment id arrived twice at once: the other request created it; resume that one.
+        session.rollback()
+        existing = session.scalar(
+            select(Participant).where(Participant.study_id == study.id, Participant.external_id == external_id)
+        )
+        if existing is None:
+            raise
+        return Created(existing, True)
+    return Created(participant, False)
+
+
+def set_language(participant: Participant, language: str) -> None:
+    spec = spec_of(participant.study)
+    if language not in spec.languages:
+        raise JourneyError(400, "bad_language", f"language {language!r} is not offered by this study")
+    participant.language = language
+
+
+def _require_active(participant: Participant) -> None:
+    if participant.status == "screened_out":
+        raise JourneyError(409, "screened_out", "this participation has ended")
+    if participant.status == "withdrawn":
+        raise JourneyError(409, "withdrawn", "this participation was withdrawn")
+
+
+def record_consent(participant: Participant, consent: bool) -> None:
+    _require_active(participant)
+    if participant.consent is not None and participant.consent != consent:
+        raise JourneyError(409, "consent_already_given", "consent was already recorded")
+    participant.consent = consent
+    if not consent:
+        participant.status, participant.status_reason = "screened_out", "declined_consent"
+
+
+def record_background(session: Session, participant: Participant, background: dict[str, Any]) -> None:
+    """Stores the questionnaire, takes a place in the group's quota and assigns the trials, atomically."""
+    _require_active(participant)
+    if not participant.consent:
+        raise JourneyError(409, "consent_required", "consent must be given first")
+    if participant.culture_group is not None:
+        raise JourneyError(409, "background_already_given", "the background questionnaire was already answered")
+    study = participant.study
+    spec = spec_of(study)
+    group_key = background["culture_group"]
+    if group_key not in [g.id for g in spec.culture_groups]:
+        raise JourneyError(400, "invalid", f"culture_group: {group_key!r} is not a group of this study")
+    # The quota check and the increment are one statement, so two participants racing for the last
+    # place cannot both get it (PostgreSQL re-checks the WHERE after the row lock; SQLite's writer lock
+    # serialises the whole transaction).
+    claimed = session.execute(
+        update(CultureGroup)
+        .where(
+            CultureGroup.study_id == study.id,
+            CultureGroup.key == group_key,
+            or_(CultureGroup.quota.is_(None), CultureGroup.filled < CultureGroup.quota),
+        )
+        .values(filled=CultureGroup.filled + 1)
+    ).rowcount
+    for field, value in background.items():
+        setattr(participant, field, value)
+    if not claimed:
+        participant.status, participant.status_reason = "screened_out", "quota_full"
+        return
+    participant.ordinal = session.execute(
+        update(Study).where(Study.id == study.id).values(n_assigned=Study.n_assigned + 1).returning(Study.n_assigned)
+    ).scalar_one() - 1
+    rows = session.execute(
+        select(Stimulus.id, Stimulus.culture)
+        .join(study_stimulus_sets, study_stimulus_sets.c.set_id == Stimulus.set_id)
+        .where(study_stimulus_sets.c.study_id == study.id)
+        .order_by(Stimulus.id)
+    ).all()
+    by_culture: dict[str, list[int]] = {}
+    for stimulus_id, culture in rows:
+        by_culture.setdefault(culture, []).append(stimulus_id)
+    planned = plan_trials(spec, by_culture, participant.seed, participant.ordinal)
+    session.add_all(
+        Trial(
+            participant_id=participant.id, position=i, kind=t.kind, question_id=t.question_id,
+            stimulus_id=t.stimulus, stimulus_b_id=t.stimulus_b, expected=t.expected,
+        )
+        for i, t in enumerate(planned)
+    )
+    participant.n_trials = len(planned)
+
+
+def stage(participant: Participant) -> str:
+    """Where the participant is: consent, background, trials, done, or screened_out/withdrawn."""
+    if participant.status in ("screened_out", "withdrawn", "completed"):
+        return "done" if participant.status == "completed" else participant.status
+    if participant.consent is None:
+        return "consent"
+    if participant.culture_group is None:
+        return "background"
+    return "trials"
+
+
+def next_trial(session: Session, participant: Participant) -> Trial | None:
+    """The first unanswered trial (resume point), or None when all are answered."""
+    current = stage(participant)
+    if current in ("screened_out", "withdrawn"):
+        _require_active(participant)
+    if current == "consent":
+        raise JourneyError(409, "consent_required", "consent must be given first")
+    if current == "background":
+        raise JourneyError(409, "background_required", "the background questionnaire must be answered first")
+    if participant.n_answered >= participant.n_trials:
+        return None
+    # Answers are taken strictly in order, so the first unanswered trial is at position n_answered.
+    return trial_at(session, participant, participant.n_answered)
+
+
+def trial_at(session: Session, participant: Participant, position: int) -> Trial | None:
+    return session.scalar(
+        select(Trial).where(Trial.participant_id == participant.id, Trial.position == position)
+    )
+
+
+def completion(participant: Participant) -> dict[str, Any]:
+    recruitment = spec_of(participant.study).recruitment
+    url = recruitment.completion_url
+    return {
+        "done": True,
+        "completion_code": participant.completion_code,
+        "redirect_url": url.replace("{code}", participant.completion_code or "") if url else None,
+    }
+
+
+@dataclass
+class Stored:
+    created: bool
+    response: Response
+
+
+def record_response(
+    session: Session, participant: Participant, trial_id: int, response_id: str, value: int, rt_ms: int
+) -> Stored:
+    """Stores one answer to the participant's current trial.
+
+    The same response_id again (a double click, a retry after a lost reply) stores nothing and is not an
+    error; a different answer to an answered trial is 409, and so is an answer that skips ahead.
+    """
+    previous = session.scalar(select(Response).where(Response.response_id == response_id))
+    if previous is not None:
+        return _replayed(previous, participant, trial_id, value)
+    _require_active(participant)
+    trial = session.get(Trial, trial_id)
+    if trial is None or trial.participant_id != participant.id:
+        raise JourneyError(404, "unknown_trial", f"trial {trial_id} is not one of this participant's trials")
+    if trial.position < participant.n_answered:
+        raise JourneyError(409, "already_answered", f"trial {trial_id} was already answered")
+    if trial.position > participant.n_answered:
+        raise JourneyError(409, "not_current_trial", f"trial {trial_id} comes later; answer the current trial first")
+    low, high = _bounds(participant, trial)
+    if not low <= value <= high:
+        raise JourneyError(400, "invalid", f"value: expected an integer from {low} to {high}, got {value}")
+    response = Response(
+        response_id=response_id,
+        participant_id=participant.id,
+        trial_id=trial.id,
+        value=value,
+        correct=(value == trial.expected) if trial.kind == "attention" else None,
+        rt_ms=rt_ms,
+    )
+    try:
+        # The unique trial_id turns a racing second answer into an IntegrityError, on every backend.
+        with session.begin_nested():
+            session.add(response)
+    except IntegrityError:
+        again = session.scalar(select(Response).where(Response.response_id == response_id))
+        if again is not None:
+            return _replayed(again, participant, trial_id, value)
+        raise JourneyError(409, "already_answered", f"trial {trial_id} was already answered") from None
+    participant.n_answered = trial.position + 1
+    if participant.n_answered >= participant.n_trials:
+        participant.status, participant.completed_at = "completed", utcnow()
+        code = spec_of(participant.study).recruitment.completion_code
+        participant.completion_code = code or secrets.token_hex(4).upper()
+    return Stored(True, response)
+
+
+def _replayed(previous: Response, participant: Participant, trial_id: int, value: int) -> Stored:
+    if previous.participant_id == participant.id and previous.trial_id == trial_id and previous.value == value:
+        return Stored(False, previous)
+    raise JourneyError(409, "response_id_reused", "this response_id was already used for a different answer")
+
+
+def _bounds(participant: Participant, trial: Trial) -> tuple[int, int]:
+    spec = spec_of(participant.study)
+    if trial.kind == "attention":
+        likert = next((q for q in spec.questions if q.kind == "likert"), None)
+        return likert.bounds if likert else (1, 5)
+    return next(q.bounds for q in spec.questions if q.id == trial.question_id)
+

@@ -1,0 +1,103 @@
+"""Loading a study file into the database (`culturelab study load`).
+
+Loading is all or nothing: the file and every stimulus set are checked first, and the database changes
+in one transaction. Loading an unchanged file changes nothing. Once participants have started, only what
+cannot change their trials may change (texts, quotas, completion settings, the match table, new
+languages); anything else is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from culturelab.platform.models import CultureGroup, Participant, Study
+from culturelab.platform.stimuli import import_set
+from culturelab.platform.study import StudyError, StudySpec
+
+
+@dataclass
+class LoadResult:
+    study: Study
+    action: str  # created | updated | unchanged
+
+
+def _spec_document(spec: StudySpec, set_ids: list[int]) -> dict:
+    document = spec.model_dump(mode="json")
+    document["stimulus_set_ids"] = set_ids  # the imported sets the paths resolved to
+    return document
+
+
+def _structure(document: dict) -> dict:
+    """The parts of a study that decide participants' trials, which must not change once they started."""
+    return {
+        "design": document["design"],
+        "stimulus_set_ids": document["stimulus_set_ids"],
+        "questions": [
+            [q["id"], q["kind"], (q["scale"] or {}).get("min"), (q["scale"] or {}).get("max")]
+            for q in document["questions"]
+        ],
+        "culture_groups": [g["id"] for g in document["culture_groups"]],
+    }
+
+
+def load_study(session: Session, spec: StudySpec, base_dir: Path, media_dir: Path) -> LoadResult:
+    sets = [import_set(session, (base_dir / p).resolve(), media_dir) for p in spec.stimulus_sets]
+    cultures = [c for s in sets for c in s.cultures]
+    problems = [
+        f"match.{group}: {culture!r} is not a culture of the stimulus sets ({', '.join(dict.fromkeys(cultures))})"
+        for group, owned in spec.match.items()
+        for culture in owned
+        if culture not in cultures
+    ]
+    if problems:
+        raise StudyError(problems)
+    document = _spec_document(spec, [s.id for s in sets])
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+    study = session.scalar(select(Study).where(Study.slug == spec.slug))
+    if study is None:
+        study = Study(slug=spec.slug, spec=document, spec_sha256=digest)
+        study.groups = [
+            CultureGroup(key=g.id, position=i, quota=spec.recruitment.quotas.get(g.id))
+            for i, g in enumerate(spec.culture_groups)
+        ]
+        study.stimulus_sets = sets
+        session.add(study)
+        session.flush()
+        return LoadResult(study, "created")
+    if study.spec_sha256 == digest:
+        return LoadResult(study, "unchanged")
+
+    started = session.scalar(select(func.count()).select_from(Participant).where(Participant.study_id == study.id))
+    if started:
+        old, new = _structure(study.spec), _structure(document)
+        changed = [key for key in new if old[key] != new[key]]
+        dropped = sorted(set(study.spec["languages"]) - set(spec.languages))
+        if dropped:
+            changed.append(f"languages (removes {', '.join(dropped)})")
+        if changed:
+            raise StudyError(
+                [
+                    f"study {spec.slug!r} has {started} participant(s); refusing to change {', '.join(changed)} "
+                    "(only texts, quotas, completion settings, match and new languages may change now; "
+                    "use a new slug for a new design)"
+                ]
+            )
+    study.spec, study.spec_sha256 = document, digest
+    study.updated_at = func.now()
+    by_key = {g.key: g for g in study.groups}
+    for i, g in enumerate(spec.culture_groups):
+        group = by_key.get(g.id) or CultureGroup(key=g.id, position=i, study=study)
+        group.position, group.quota = i, spec.recruitment.quotas.get(g.id)
+    for key, group in by_key.items():
+        if key not in {g.id for g in spec.culture_groups}:
+            session.delete(group)  # only reachable before anyone started (culture_groups is structural)
+    study.stimulus_sets = sets
+    session.flush()
+    return LoadResult(study, "updated")
