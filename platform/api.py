@@ -34,14 +34,17 @@ def _journey_error(exc: journey.JourneyError):
     return error(exc.status, exc.code, exc.message)
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
+def http_error(exc: HTTPException):
+    """HTTP errors under /api/ in the API's shape; registered on the app, since routing errors (404, 405)
+    happen before any blueprint is chosen."""
     codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 429: "rate_limited"}
     return error(exc.code or 400, codes.get(exc.code or 400, "bad_request"), exc.description or exc.name)
 
 
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception):
+    if isinstance(exc, HTTPException):  # raised inside a view, e.g. 413 while reading the body
+        return http_error(exc)
     # Never a stack trace to the client; the log has it.
     current_app.logger.exception("unhandled error in the participant API")
     get_session().rollback()

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from babel import Locale
-from flask import Flask, jsonify, request
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException
 
 from culturelab.platform import api, db, pages, researcher
 from culturelab.platform.config import Config
@@ -42,10 +43,8 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     app.register_blueprint(researcher.bp)
     csrf.exempt(api.bp)  # token in the path, no cookie: nothing for a cross-site request to ride on
 
-    @app.errorhandler(404)
-    def not_found(exc):
-        if request.path.startswith("/api/"):
-            return jsonify({"error": {"code": "not_found", "message": "no such API endpoint"}}), 404
-        return exc
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return api.http_error(exc) if request.path.startswith("/api/") else exc
 
     return app
