@@ -55,6 +55,13 @@ def load_study(session: Session, spec: StudySpec, base_dir: Path, media_dir: Pat
         for culture in owned
         if culture not in cultures
     ]
+    owner: dict[str, str] = {}
+    for stimulus_set in sets:
+        for stimulus in stimulus_set.stimuli:
+            # Exports name stimuli by their manifest id, so the study's sets must not share one.
+            if (other := owner.setdefault(stimulus.key, stimulus_set.name)) != stimulus_set.name:
+                problems.append(f"stimulus_sets: stimulus id {stimulus.key!r} is in both {other!r} and {stimulus_set.name!r}")
+                break
     if problems:
         raise StudyError(problems)
     document = _spec_document(spec, [s.id for s in sets])
