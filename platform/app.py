@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from pathlib import Path
 
 from babel import Locale
@@ -17,6 +19,7 @@ from culturelab.platform.extensions import babel, csrf, limiter, login_manager, 
 def create_app(config: type[Config] | dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_object(Config)
+    app.config.from_prefixed_env("CULTURELAB")
     if isinstance(config, dict):
         app.config.update(config)
     elif config is not None:
@@ -24,6 +27,8 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
 
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'culturelab.sqlite3'}"
     data_dir = Path(app.config.get("DATA_DIR") or instance / "data")
@@ -48,3 +53,13 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
         return api.http_error(exc) if request.path.startswith("/api/") else exc
 
     return app
+
+
+def _instance_secret(path: Path) -> str:
+    """A secret generated once and shared by every worker process through the instance folder."""
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}")
+        tmp.write_text(secrets.token_hex(32))
+        tmp.chmod(0o600)
+        tmp.replace(path)  # atomic: concurrent first starts agree on one of the candidates
+    return path.read_text().strip()

@@ -1,29 +1,30 @@
-"""Configuration objects (Flask docs' pattern): values come from CULTURELAB_* environment variables."""
+"""Configuration objects (Flask docs' pattern). Any value can be overridden by an environment variable
+with the CULTURELAB_ prefix (CULTURELAB_DATABASE_URL, CULTURELAB_SECRET_KEY, CULTURELAB_DATA_DIR, …),
+read by the app factory when the app is created."""
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 
 class Config:
-    """Production defaults. ``DATABASE_URL=None`` means an SQLite file in the instance folder."""
+    """Production defaults. ``DATABASE_URL=None`` means an SQLite file in the instance folder;
+    ``SECRET_KEY=None`` means one generated once and kept in the instance folder."""
 
-    DATABASE_URL: str | None = os.environ.get("CULTURELAB_DATABASE_URL")
-    SECRET_KEY: str = os.environ.get("CULTURELAB_SECRET_KEY") or secrets.token_hex(32)
-    DATA_DIR: str | None = os.environ.get("CULTURELAB_DATA_DIR")
+    DATABASE_URL: str | None = None
+    SECRET_KEY: str | None = None
+    DATA_DIR: str | None = None
     # Participant requests are small JSON bodies; anything bigger is refused with 413 before parsing.
     MAX_CONTENT_LENGTH: int = 64 * 1024
     BABEL_DEFAULT_LOCALE = "en"
     BABEL_TRANSLATION_DIRECTORIES = str(Path(__file__).parent / "translations")
     WTF_CSRF_TIME_LIMIT = None
-    # Flask-Limiter: a store shared by all workers (e.g. redis://127.0.0.1:6379) in production.
-    RATELIMIT_STORAGE_URI = os.environ.get("CULTURELAB_RATELIMIT_STORAGE", "memory://")
-    RATELIMIT_ENABLED = os.environ.get("CULTURELAB_RATELIMIT_ENABLED", "1") != "0"
+    # Flask-Limiter: use a store shared by all workers (e.g. redis://127.0.0.1:6379) in production.
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_ENABLED = True
     RATELIMIT_HEADERS_ENABLED = True
     # New participants per client address; generous because a lab may seat a class behind one address.
-    PARTICIPANT_CREATE_LIMIT = os.environ.get("CULTURELAB_PARTICIPANT_CREATE_LIMIT", "600/minute")
+    PARTICIPANT_CREATE_LIMIT = "600/minute"
     LOGIN_LIMIT = "10/minute"
 
 
