@@ -37,9 +37,8 @@ def epsilon_squared(h: float, n: int) -> float:
 
 
 def cliffs_delta(x: np.ndarray, y: np.ndarray) -> float:
-    """Cliff's δ = P(X > Y) − P(X < Y), from the Mann–Whitney U: 2U/(n1·n2) − 1."""
-    u = stats.mannwhitneyu(x, y, alternative="two-sided").statistic
-    return float(2 * u / (len(x) * len(y)) - 1)
+    """Cliff's δ = P(X > Y) − P(X < Y) over all pairs (equals 2U/(n1·n2) − 1 for Mann–Whitney's U)."""
+    return float(np.sign(np.subtract.outer(x, y)).mean())
 
 
 def rank_biserial_paired(d: np.ndarray) -> float:

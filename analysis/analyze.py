@@ -1,0 +1,175 @@
+"""The full analysis of one export package: exclusions, then per question the models, the non-parametric
+layer, reliability and the sensitivity analyses; the result is the Contract 3 document (results.json) plus
+what the report draws (extras that do not belong in results.json)."""
+
+from __future__ import annotations
+
+import logging
+import platform as _platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+
+import pandas as pd
+
+from culturelab.analysis import choices, models, nonparametric, ordinal, reliability
+from culturelab.analysis.descriptives import rating_descriptives
+from culturelab.analysis.exclusions import ExclusionRules, apply_exclusions, flow_table
+from culturelab.analysis.load import RATING_KINDS, Package, long_table
+from culturelab.analysis.result import TestResult, holm
+
+log = logging.getLogger(__name__)
+SCHEMA = "culturelab.results/1"
+PACKAGES = ("culturelab", "numpy", "pandas", "scipy", "statsmodels", "mixedlm", "interlace-lme", "choix",
+            "krippendorff", "plotly")
+
+
+@dataclass
+class AnalysisOptions:
+    clmm_max_responses: int = 1000  # the ordinal fit runs on a participant subsample above this
+    n_boot: int = 1000  # bootstrap resamples for effect-size CIs without a closed form
+    bt_boot: int = 200  # bootstrap resamples for Bradley–Terry worth CIs
+    seed: int = 0
+
+
+def versions() -> dict[str, str]:
+    out = {"python": _platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def steps(pkg: Package) -> int:
+    """How many progress steps `run_analysis` reports (for the CLI's progress bar)."""
+    return 1 + sum(7 if q["kind"] in RATING_KINDS else 3 for q in pkg.design.questions.values())
+
+
+def _units(q: dict) -> str:
+    scale = q.get("scale", {})
+    kind = "Likert points" if q["kind"] == "likert" else "slider points"
+    return f"{kind} ({scale.get('min')}–{scale.get('max')})"
+
+
+def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[str], opts: AnalysisOptions,
+                     tick: Callable[[str], None]) -> tuple[dict, dict]:
+    df = all_rows[all_rows["participant"].isin(analysed)].reset_index(drop=True)
+    out: dict = {"kind": q["kind"], "scale": q.get("scale"), "n_responses": len(df),
+                 "n_participants": int(df["participant"].nunique())}
+    extras: dict = {}
+    out["descriptives"] = rating_descriptives(df)
+    tick(f"{qid}: linear mixed model")
+    if df.empty:
+        reason = "no analysed responses to this question"
+        out["tests"] = [TestResult.skip(n, models.LMM_METHOD, reason).to_dict() for n in
+                        ("in_group_preference", "participant_culture", "stimulus_culture", "culture_interaction")]
+        for _ in range(6):
+            tick(f"{qid}: skipped")
+        return out, extras
+    tests, tables = models.lmm_tests(df, _units(q))
+    holm(tests)
+    out["tests"] = [t.to_dict() for t in tests]
+    out["models"] = tables
+    tick(f"{qid}: same model without exclusions")
+    tests_all, _ = models.lmm_tests(all_rows, _units(q))
+    holm(tests_all)
+    out["tests_without_exclusions"] = [t.to_dict() for t in tests_all]
+    tick(f"{qid}: within-participant z-scores")
+    sensitivity = []
+    z, n_flat = models.zscore_within(df)
+    if z.empty or z["match"].nunique() < 2:
+        zt = TestResult.skip("in_group_preference", "LMM on within-participant z-scores",
+                             "no participant with varying ratings saw both own and other cultures")
+    else:
+        zt = models.match_test(models.fit_lmm(z, " + ".join(
+            ["match"] + [t for t in ("culture_group", "stimulus_culture") if z[t].nunique() > 1])), "SD units")
+        zt.method = "LMM on within-participant z-scored ratings (response styles removed); " + zt.method
+    zt.extra["participants_without_variance"] = n_flat
+    sensitivity.append(zt.to_dict())
+    tick(f"{qid}: ordinal model (CLMM)")
+    if q["kind"] == "likert":
+        sensitivity.append(ordinal.clmm_match(df, opts.clmm_max_responses, opts.seed).to_dict())
+    tick(f"{qid}: participant-level tests")
+    sensitivity.append(nonparametric.ingroup_signed_rank(df, opts.n_boot, opts.seed).to_dict())
+    out["sensitivity"] = sensitivity
+    kw, posthoc = nonparametric.kruskal_groups(df, opts.n_boot, opts.seed)
+    out["nonparametric"] = [kw.to_dict()]
+    out["posthoc"] = posthoc
+    tick(f"{qid}: reliability")
+    out["reliability"] = reliability.reliability_by_group(df, q["kind"])
+    extras["participant_means"] = nonparametric.participant_means(df)
+    tick(f"{qid}: done")
+    return out, extras
+
+
+def _choice_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[str], opts: AnalysisOptions,
+                     tick: Callable[[str], None]) -> tuple[dict, dict]:
+    df = all_rows[all_rows["participant"].isin(analysed)].reset_index(drop=True)
+    out: dict = {"kind": "choice", "n_responses": len(df), "n_participants": int(df["participant"].nunique()),
+                 "descriptives": choices.choice_descriptives(df)}
+    tick(f"{qid}: mixed logistic model")
+    test, table = choices.ingroup_choice_glmm(df)
+    holm([test])
+    out["tests"] = [test.to_dict()]
+    out["models"] = {"glmm": table} if table else {}
+    test_all, _ = choices.ingroup_choice_glmm(all_rows)
+    holm([test_all])
+    out["tests_without_exclusions"] = [test_all.to_dict()]
+    out["tests_not_applicable"] = {
+        n: "defined for rating questions; for choices see bradley_terry (worth per stimulus culture and group)"
+        for n in ("participant_culture", "stimulus_culture", "culture_interaction")}
+    tick(f"{qid}: participant-level test")
+    out["sensitivity"] = [choices.ingroup_choice_participants(df, opts.n_boot, opts.seed).to_dict()]
+    tick(f"{qid}: Bradley–Terry worth")
+    out["bradley_terry"] = choices.bradley_terry(df, opts.bt_boot, opts.seed)
+    return out, {}
+
+
+def run_analysis(pkg: Package, rules: ExclusionRules | None = None, opts: AnalysisOptions | None = None,
+                 progress: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+    """Analyse `pkg`; returns (results.json document, extras for the report)."""
+    rules, opts = rules or ExclusionRules(), opts or AnalysisOptions()
+    tick = progress or (lambda step: log.info("analysis step: %s", step))
+    checks = apply_exclusions(pkg, rules)
+    flow = flow_table(checks)
+    analysed = set(checks.index[checks["reason"] == ""])
+    tick("exclusions")
+    design = pkg.design
+    notes: list[str] = [f"inferred from the tables, not read from datapackage.json: {what}" for what in design.inferred]
+    present = set(checks.loc[list(analysed), "culture_group"]) if analysed else set()
+    for g in design.culture_groups:
+        if g["id"] not in present:
+            notes.append(f"culture group {g['id']!r} has no analysed participants; it is absent from the tests")
+    if len(present) < 2:
+        notes.append("fewer than two culture groups have analysed participants: tests that compare groups are "
+                     "not run (each says why)")
+    for reason, n in pkg.dropped.items():
+        notes.append(f"{n} responses set aside before analysis: {reason}")
+    results: dict = {
+        "schema": SCHEMA,
+        "n": {"participants": len(pkg.participants), "participants_analyzed": len(analysed),
+              "responses": len(pkg.responses),
+              "responses_analyzed": int(pkg.responses["participant_id"].isin(analysed).sum())},
+        "exclusions": [{"participant_id": pid, "reason": row["reason"], "all_reasons": row["all_reasons"],
+                        "culture_group": row["culture_group"]}
+                       for pid, row in checks.iterrows() if row["reason"]],
+        "exclusion_rules": vars(rules).copy(),
+        "exclusion_flow": {step: row.to_dict() for step, row in flow.iterrows()},
+        "study": {"slug": design.study.get("slug"), "title": design.study.get("title"),
+                  "culture_groups": design.culture_groups, "match": design.match},
+        "dropped_responses": dict(pkg.dropped),
+        "notes": notes,
+        "questions": {},
+        "versions": versions(),
+    }
+    extras: dict = {"checks": checks, "flow": flow, "questions": {}}
+    for qid, q in design.questions.items():
+        if q["kind"] in RATING_KINDS:
+            out, ex = _rating_question(qid, q, long_table(pkg, qid), analysed, opts, tick)
+        else:
+            out, ex = _choice_question(qid, q, choices.choice_table(pkg, qid), analysed, opts, tick)
+        results["questions"][qid] = out
+        extras["questions"][qid] = ex
+    return results, extras

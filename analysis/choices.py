@@ -1,0 +1,159 @@
+"""Choice trials (two images, pick one): own-culture choice and Bradley–Terry worth per stimulus culture.
+
+On trials where exactly one image's culture belongs to the participant's group (the study's match table),
+`chose_own` is the outcome. The mixed logistic model
+
+    chose_own ~ own_right + (1|participant) + (1|own_stimulus)
+
+(mixedlm glmer, Laplace) has own_right = ±0.5 for the own image shown right/left, so its intercept is the
+log-odds of choosing the own-culture image at a balanced position: the in-group preference (0 = none).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import choix
+import mixedlm
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from culturelab.analysis.effects import bootstrap_ci, rank_biserial_paired, wilson_ci
+from culturelab.analysis.load import Package
+from culturelab.analysis.result import TestResult, apa_z, fmt_bounded, fmt_p
+
+log = logging.getLogger(__name__)
+GLMM_METHOD = ("mixed logistic model (mixedlm glmer, Laplace): chose_own ~ own_right + (1|participant) + "
+               "(1|own_stimulus); estimate = intercept, log-odds of choosing the own-culture image; Wald z CI")
+
+
+def choice_table(pkg: Package, question_id: str) -> pd.DataFrame:
+    r = pkg.responses
+    r = r[(r["question_id"] == question_id) & (r["trial_kind"] == "choice") & r["value_num"].notna()]
+    groups = pkg.participants.set_index("participant_id")["culture_group"]
+    cultures = pkg.stimuli.set_index("stimulus_id")["culture"]
+    out = pd.DataFrame({
+        "participant": r["participant_id"].to_numpy(),
+        "culture_group": r["participant_id"].map(groups).to_numpy(),
+        "stimulus_a": r["stimulus_id"].to_numpy(), "stimulus_b": r["stimulus_id_b"].to_numpy(),
+        "culture_a": r["stimulus_id"].map(cultures).to_numpy(), "culture_b": r["stimulus_id_b"].map(cultures).to_numpy(),
+        "chose_b": r["value_num"].astype(int).to_numpy(),
+    })
+    out = out[out["culture_group"] != ""].reset_index(drop=True)
+    out["own_a"] = [int(pkg.design.owns(g, c)) for g, c in zip(out["culture_group"], out["culture_a"])]
+    out["own_b"] = [int(pkg.design.owns(g, c)) for g, c in zip(out["culture_group"], out["culture_b"])]
+    return out
+
+
+def own_choice_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Trials where exactly one image is the participant's own culture."""
+    d = df[df["own_a"] != df["own_b"]].copy()
+    d["chose_own"] = (d["chose_b"] == d["own_b"]).astype(int)
+    d["own_right"] = d["own_b"] - 0.5
+    d["own_stimulus"] = np.where(d["own_b"] == 1, d["stimulus_b"], d["stimulus_a"])
+    return d.reset_index(drop=True)
+
+
+def ingroup_choice_glmm(df: pd.DataFrame) -> tuple[TestResult, dict]:
+    d = own_choice_rows(df)
+    if d.empty or d["participant"].nunique() < 2:
+        return TestResult.skip("in_group_preference", GLMM_METHOD,
+                               "no choice trial paired an own-culture image with another culture's"), {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = mixedlm.glmer("chose_own ~ own_right + (1|participant) + (1|own_stimulus)", d,
+                            family=mixedlm.families.Binomial())
+    notes = list(dict.fromkeys(str(w.message).splitlines()[0] for w in caught))
+    names = list(fit.matrices.fixed_names)
+    beta, se = np.asarray(fit.beta), np.sqrt(np.diag(fit.vcov()))
+    z = beta / se
+    p = 2 * stats.norm.sf(np.abs(z))
+    ci = np.stack([beta - 1.959964 * se, beta + 1.959964 * se], axis=1)
+    i = names.index("(Intercept)")
+    table = {"formula": "chose_own ~ own_right + (1|participant) + (1|own_stimulus)", "notes": notes,
+             "n_obs": len(d), "fixed": [{"term": n, "estimate": float(b), "se": float(s), "z": float(zz),
+                                         "p": float(pp), "ci95": [float(c[0]), float(c[1])]}
+                                        for n, b, s, zz, pp, c in zip(names, beta, se, z, p, ci)]}
+    odds = float(np.exp(beta[i]))
+    test = TestResult(
+        name="in_group_preference", method=GLMM_METHOD, estimate=float(beta[i]),
+        ci95=(float(ci[i, 0]), float(ci[i, 1])), statistic=float(z[i]), p=float(p[i]),
+        effect_size={"name": "odds ratio of choosing the own-culture image", "value": odds,
+                     "ci95": [float(np.exp(ci[i, 0])), float(np.exp(ci[i, 1]))]},
+        apa=apa_z(float(z[i]), float(p[i]), float(beta[i]), (float(ci[i, 0]), float(ci[i, 1])), "OR", odds),
+        extra={"n_trials": len(d), "own_choice_rate": float(d["chose_own"].mean())},
+    )
+    return test, table
+
+
+def ingroup_choice_participants(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> TestResult:
+    """Participant-level: each participant's own-culture choice rate against 0.5 (Wilcoxon signed-rank)."""
+    method = "Wilcoxon signed-rank of per-participant own-culture choice rates against 0.5"
+    d = own_choice_rows(df)
+    rates = d.groupby("participant")["chose_own"].mean().to_numpy()
+    diff = rates - 0.5
+    if len(diff) < 2 or np.all(diff == 0):
+        return TestResult.skip("in_group_preference", method, "fewer than two participants with own-culture pairs")
+    w, p = stats.wilcoxon(diff)
+    r = rank_biserial_paired(diff)
+    mean = float(rates.mean())
+    return TestResult(
+        name="in_group_preference", method=method, estimate=mean,
+        ci95=bootstrap_ci([rates], np.mean, n_boot, seed), statistic=float(w), p=float(p),
+        effect_size={"name": "matched-pairs rank-biserial r (CI: bootstrap)", "value": r,
+                     "ci95": list(bootstrap_ci([diff], rank_biserial_paired, n_boot, seed))},
+        apa=f"M own-choice rate = {mean:.2f}, V = {w:.1f}, {fmt_p(p)}, r = {fmt_bounded(r)}, n = {len(rates)}",
+    )
+
+
+def choice_descriptives(df: pd.DataFrame) -> list[dict]:
+    """How often each stimulus culture was chosen when shown, per group (Wilson CI over trials)."""
+    long = pd.concat([
+        pd.DataFrame({"culture_group": df["culture_group"], "stimulus_culture": df["culture_a"],
+                      "chosen": 1 - df["chose_b"]}),
+        pd.DataFrame({"culture_group": df["culture_group"], "stimulus_culture": df["culture_b"],
+                      "chosen": df["chose_b"]}),
+    ])
+    rows = []
+    for (g, c), sub in long.groupby(["culture_group", "stimulus_culture"]):
+        k, n = int(sub["chosen"].sum()), len(sub)
+        rows.append({"culture_group": g, "stimulus_culture": c, "n": n, "mean": k / n, "sd": float(sub["chosen"].std(ddof=1)) if n > 1 else None,
+                     "ci95": list(wilson_ci(k, n))})
+    return rows
+
+
+def _bt_worth(wins: np.ndarray) -> np.ndarray:
+    """Log-worth from a K×K matrix of win counts (wins[i, j]: i chosen over j), centred to mean 0.
+
+    A small regularization keeps the estimate finite when one culture always wins (choix docs)."""
+    params = choix.ilsr_pairwise_dense(wins, alpha=0.01)
+    return params - params.mean()
+
+
+def bradley_terry(df: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> list[dict]:
+    """Bradley–Terry log-worth of each stimulus culture per participant group (choix I-LSR), centred to
+    mean 0, with a percentile CI from resampling the group's participants."""
+    d = df[df["culture_a"] != df["culture_b"]]
+    cultures = sorted(set(d["culture_a"]) | set(d["culture_b"]))
+    index = {c: i for i, c in enumerate(cultures)}
+    k = len(cultures)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g, sub in d.groupby("culture_group"):
+        if len(sub) < 2:
+            continue
+        winner = np.where(sub["chose_b"] == 1, sub["culture_b"], sub["culture_a"])
+        loser = np.where(sub["chose_b"] == 1, sub["culture_a"], sub["culture_b"])
+        person = pd.Categorical(sub["participant"]).codes
+        per_person = np.zeros((person.max() + 1, k, k))
+        np.add.at(per_person, (person, [index[w] for w in winner], [index[lo] for lo in loser]), 1)
+        worth = _bt_worth(per_person.sum(axis=0))
+        boots = [_bt_worth(per_person[rng.integers(0, len(per_person), len(per_person))].sum(axis=0))
+                 for _ in range(n_boot)]
+        lo, hi = np.percentile(np.array(boots), [2.5, 97.5], axis=0)
+        for c, i in index.items():
+            rows.append({"culture_group": g, "stimulus_culture": c, "log_worth": float(worth[i]),
+                         "ci95": [float(lo[i]), float(hi[i])], "n_comparisons": len(sub)})
+    return rows

@@ -1,0 +1,65 @@
+"""Ordinal sensitivity analysis for Likert questions: a cumulative link mixed model (proportional odds,
+logit link) with the same crossed random intercepts, as R's ordinal::clmm (interlace-lme's `clmm`).
+
+The fit takes about 20 s for 3,000 responses on two cores and grows faster than linearly, so above
+`max_responses` it is fitted on a random subsample of whole participants (seeded, stated in the report)
+instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+
+import interlace
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from culturelab.analysis.result import TestResult, apa_z
+
+log = logging.getLogger(__name__)
+CLMM_FORMULA = "value ~ match + culture_group + stimulus_culture"
+
+
+def subsample_participants(df: pd.DataFrame, max_responses: int, seed: int = 0) -> tuple[pd.DataFrame, str | None]:
+    """Whole participants in random order until `max_responses` responses; None when no subsample needed."""
+    if len(df) <= max_responses:
+        return df, None
+    rng = np.random.default_rng(seed)
+    sizes = df.groupby("participant").size()
+    order = sizes.index.to_numpy()[rng.permutation(len(sizes))]
+    keep = order[np.cumsum(sizes.loc[order].to_numpy()) <= max_responses]
+    sub = df[df["participant"].isin(set(keep))].reset_index(drop=True)
+    note = (f"fitted on a random subsample of {len(keep)} of {len(sizes)} participants ({len(sub)} of {len(df)} "
+            f"responses, seed {seed}): the full CLMM would take too long at this size (limit {max_responses})")
+    return sub, note
+
+
+def clmm_match(df: pd.DataFrame, max_responses: int = 2000, seed: int = 0) -> TestResult:
+    method = ("CLMM, logit link (interlace-lme clmm, as R ordinal::clmm): " + CLMM_FORMULA +
+              " + (1|participant) + (1|stimulus); match log-odds, Wald z CI")
+    if df["match"].nunique() < 2:
+        return TestResult.skip("in_group_preference", method, "match does not vary")
+    sub, note = subsample_participants(df, max_responses, seed)
+    terms = ["match"] + [t for t in ("culture_group", "stimulus_culture") if sub[t].nunique() > 1]
+    sub = sub.assign(value=sub["value"].astype(int))
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = interlace.clmm("value ~ " + " + ".join(terms), sub, groups=["participant", "stimulus"])
+    seconds = time.perf_counter() - started
+    log.info("CLMM on %d responses: %.1f s", len(sub), seconds)
+    b, se = float(fit.fe_params["match"]), float(fit.fe_bse["match"])
+    z = b / se
+    p = float(2 * stats.norm.sf(abs(z)))
+    ci = (b - 1.959964 * se, b + 1.959964 * se)
+    return TestResult(
+        name="in_group_preference", method=method, estimate=b, ci95=ci, statistic=z, p=p,
+        effect_size={"name": "cumulative odds ratio", "value": float(np.exp(b)),
+                     "ci95": [float(np.exp(ci[0])), float(np.exp(ci[1]))]},
+        apa=apa_z(z, p, b, ci, "OR", float(np.exp(b))),
+        extra={"n_responses": len(sub), "subsample": note, "seconds": round(seconds, 2),
+               "converged": bool(fit.converged)},
+    )
