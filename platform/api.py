@@ -139,18 +139,18 @@ def respond(token: str):
     session = get_session()
     participant = journey.get_participant(session, token)
     stored = journey.record_response(session, participant, data.trial_id, data.response_id, data.value, data.rt_ms)
-    session.commit()
-    # The reply carries the next trial, so a participant's page needs one round trip per answer.
+    # The reply carries the next trial, so a participant's page needs one round trip per answer. It is
+    # read inside the answer's transaction (one BEGIN/COMMIT per request) and sent only once committed.
     payload = {"stored": stored.created, "response_id": stored.response.response_id,
                "next": _next_payload(session, participant)}
+    session.commit()
     return jsonify(payload), 201 if stored.created else 200
 
 
 def _next_payload(session, participant: Participant) -> dict[str, Any]:
-    trial = journey.next_trial(session, participant)
+    trial, following = journey.upcoming(session, participant)
     if trial is None:
         return journey.completion(participant)
-    following = journey.trial_at(session, participant, trial.position + 1)
     preload = [] if following is None else [_media_url(s) for s in _images(following)]
     return {"done": False, "trial": trial_payload(participant, trial), "preload": preload}
 

@@ -50,6 +50,20 @@ class CultureLabGroup(FlaskGroup):
             return getattr(importlib.import_module(module_name), attr)
         return super().get_command(ctx, cmd_name)
 
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """Usage errors too are one line (no usage banner), for every subcommand, with click's exit codes."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
     def format_commands(self, ctx, formatter):
         rows = []
         for name in self.list_commands(ctx):
@@ -196,15 +210,25 @@ def export(slug: str, out: Path, fmt: str) -> None:
 
 # -- serving ----------------------------------------------------------------------------------------------
 
-def _serve(host: str, port: int, workers: int) -> None:
+def _serve(host: str, port: int, workers: int, threads: int = 8) -> None:
     from gunicorn.app.base import BaseApplication
 
     app = current_app._get_current_object()
+    engine = _engine()
+
+    def post_fork(_server, _worker):
+        # The app (and its connection pool) was built before the fork; a worker must open its own
+        # connections rather than share the parent's sockets (SQLAlchemy's "pooling with multiprocessing").
+        engine.dispose(close=False)
 
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
+            # Threads: a request mostly waits on the database (its commit's WAL flush above all).
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", threads)
+            self.cfg.set("post_fork", post_fork)
             self.cfg.set("accesslog", None)
 
         def load(self):
@@ -218,12 +242,14 @@ def _serve(host: str, port: int, workers: int) -> None:
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
               help="gunicorn worker processes (they share the database, nothing else).")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Request threads per worker process.")
 @with_appcontext
-def serve(host: str, port: int, workers: int) -> None:
+def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the platform with gunicorn."""
     _require_schema()
     click.echo(f"CultureLab on http://{host}:{port}/  (researchers: /researcher/)")
-    _serve(host, port, workers)
+    _serve(host, port, workers, threads)
 
 
 @main.command("demo")

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from culturelab.platform.assignment import plan_trials
 from culturelab.platform.models import (
@@ -56,7 +56,13 @@ def get_study(session: Session, slug: str) -> Study:
 
 
 def get_participant(session: Session, token: str, *, lock: bool = False) -> Participant:
-    query = select(Participant).where(Participant.token == token)
+    # The study comes in the same query (every participant request needs it); its spec document only
+    # when spec_of has not parsed this version yet.
+    query = (
+        select(Participant)
+        .where(Participant.token == token)
+        .options(joinedload(Participant.study).defer(Study.spec))
+    )
     if lock:
         query = query.with_for_update()
     participant = session.scalar(query)
@@ -197,8 +203,8 @@ def stage(participant: Participant) -> str:
     return "trials"
 
 
-def next_trial(session: Session, participant: Participant) -> Trial | None:
-    """The first unanswered trial (resume point), or None when all are answered."""
+def next_trial_position(participant: Participant) -> int | None:
+    """The position of the first unanswered trial (resume point), or None when all are answered."""
     current = stage(participant)
     if current in ("screened_out", "withdrawn"):
         _require_active(participant)
@@ -209,13 +215,24 @@ def next_trial(session: Session, participant: Participant) -> Trial | None:
     if participant.n_answered >= participant.n_trials:
         return None
     # Answers are taken strictly in order, so the first unanswered trial is at position n_answered.
-    return trial_at(session, participant, participant.n_answered)
+    return participant.n_answered
 
 
-def trial_at(session: Session, participant: Participant, position: int) -> Trial | None:
-    return session.scalar(
-        select(Trial).where(Trial.participant_id == participant.id, Trial.position == position)
-    )
+def upcoming(session: Session, participant: Participant) -> tuple[Trial | None, Trial | None]:
+    """The current trial and the one after it (for preloading its images), with their stimuli, in one query.
+
+    Raises JourneyError when the participant is not at the trials stage.
+    """
+    current = next_trial_position(participant)
+    if current is None:
+        return None, None
+    trials = session.scalars(
+        select(Trial)
+        .where(Trial.participant_id == participant.id, Trial.position.in_([current, current + 1]))
+        .options(joinedload(Trial.stimulus), joinedload(Trial.stimulus_b))
+    ).all()
+    by_position = {t.position: t for t in trials}
+    return by_position.get(current), by_position.get(current + 1)
 
 
 def completion(participant: Participant) -> dict[str, Any]:
@@ -242,20 +259,16 @@ def record_response(
     The same response_id again (a double click, a retry after a lost reply) stores nothing and is not an
     error; a different answer to an answered trial is 409, and so is an answer that skips ahead.
     """
-    previous = session.scalar(select(Response).where(Response.response_id == response_id))
-    if previous is not None:
-        return _replayed(previous, participant, trial_id, value)
-    _require_active(participant)
     trial = session.get(Trial, trial_id)
-    if trial is None or trial.participant_id != participant.id:
-        raise JourneyError(404, "unknown_trial", f"trial {trial_id} is not one of this participant's trials")
-    if trial.position < participant.n_answered:
-        raise JourneyError(409, "already_answered", f"trial {trial_id} was already answered")
-    if trial.position > participant.n_answered:
-        raise JourneyError(409, "not_current_trial", f"trial {trial_id} comes later; answer the current trial first")
-    low, high = _bounds(participant, trial)
-    if not low <= value <= high:
-        raise JourneyError(400, "invalid", f"value: expected an integer from {low} to {high}, got {value}")
+    try:
+        _check_answer(participant, trial, trial_id, value)
+    except JourneyError:
+        # A replay (a retry whose first try was stored) can only land here, or on the unique response_id
+        # below, so the response_id is looked up only then, not on every answer.
+        previous = session.scalar(select(Response).where(Response.response_id == response_id))
+        if previous is not None:
+            return _replayed(previous, participant, trial_id, value)
+        raise
     response = Response(
         response_id=response_id,
         participant_id=participant.id,
@@ -264,11 +277,14 @@ def record_response(
         correct=(value == trial.expected) if trial.kind == "attention" else None,
         rt_ms=rt_ms,
     )
+    session.add(response)
     try:
         # The unique trial_id turns a racing second answer into an IntegrityError, on every backend.
-        with session.begin_nested():
-            session.add(response)
+        # Nothing else is written before this insert, so rolling back the whole transaction loses
+        # nothing (and saves a savepoint's two round trips on every answer).
+        session.flush()
     except IntegrityError:
+        session.rollback()
         again = session.scalar(select(Response).where(Response.response_id == response_id))
         if again is not None:
             return _replayed(again, participant, trial_id, value)
@@ -279,6 +295,19 @@ def record_response(
         code = spec_of(participant.study).recruitment.completion_code
         participant.completion_code = code or secrets.token_hex(4).upper()
     return Stored(True, response)
+
+
+def _check_answer(participant: Participant, trial: Trial | None, trial_id: int, value: int) -> None:
+    _require_active(participant)
+    if trial is None or trial.participant_id != participant.id:
+        raise JourneyError(404, "unknown_trial", f"trial {trial_id} is not one of this participant's trials")
+    if trial.position < participant.n_answered:
+        raise JourneyError(409, "already_answered", f"trial {trial_id} was already answered")
+    if trial.position > participant.n_answered:
+        raise JourneyError(409, "not_current_trial", f"trial {trial_id} comes later; answer the current trial first")
+    low, high = _bounds(participant, trial)
+    if not low <= value <= high:
+        raise JourneyError(400, "invalid", f"value: expected an integer from {low} to {high}, got {value}")
 
 
 def _replayed(previous: Response, participant: Participant, trial_id: int, value: int) -> Stored:

@@ -174,9 +174,9 @@ def read_study(path: Path) -> StudySpec:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise StudyError([f"{path}: cannot read ({exc.strerror})"]) from None
+        raise StudyError([f"cannot read ({exc.strerror})"]) from None
     except yaml.YAMLError as exc:
-        raise StudyError([f"{path}: not valid YAML ({exc})".replace("\n", " ")]) from None
+        raise StudyError([f"not valid YAML ({exc})".replace("\n", " ")]) from None
     if not isinstance(document, dict):
-        raise StudyError([f"{path}: expected a mapping of study fields at the top level"])
+        raise StudyError(["expected a mapping of study fields at the top level"])
     return parse_study(document)

@@ -1,17 +1,18 @@
 // The participant's pages talk to the JSON API (DESIGN.md); this file is their only script.
 // Answers are sent the moment they are given and retried with the same response_id until the server
-// confirms, so a double click or a lost reply never stores an answer twice, and a reload resends an
-// answer that was not yet confirmed.
+// confirms, so a double click or a lost reply never stores an answer twice, and an answer that was not
+// yet confirmed when the page was closed is kept in localStorage and sent again when it is reopened.
 "use strict";
 
 const CultureLab = (() => {
   const $ = (id) => document.getElementById(id);
   const readData = (id) => JSON.parse($(id).textContent);
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const fill = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => values[k]);
 
   function showError(message) {
     const box = $("error");
-    box.textContent = message;
+    box.textContent = message || "";
     box.hidden = !message;
   }
 
@@ -24,7 +25,8 @@ const CultureLab = (() => {
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
-  // One API call. Network failures and 5xx are retried (the calls are idempotent); 4xx come back.
+  // One API call. Network failures, 5xx and 429 are retried with backoff (every call is idempotent);
+  // other answers come back as {status, json}, json always an object.
   async function call(method, url, body, onRetry) {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -32,40 +34,64 @@ const CultureLab = (() => {
           method,
           headers: body === undefined ? {} : { "Content-Type": "application/json" },
           body: body === undefined ? undefined : JSON.stringify(body),
+          cache: "no-store",
         });
-        if (res.status < 500) return { status: res.status, json: await res.json() };
+        if (res.status < 500 && res.status !== 429) {
+          let json;
+          try {
+            json = await res.json();
+          } catch (e) {
+            json = { error: { code: "not_json", message: `HTTP ${res.status}` } };
+          }
+          return { status: res.status, json };
+        }
       } catch (e) {
-        // fall through to the retry
+        // the network failed: retry below
       }
       if (onRetry) onRetry(attempt);
       await sleep(Math.min(8000, 500 * 2 ** attempt));
     }
   }
 
-  function start() {
+  // The study link: choose a language, become a participant, go to the participant's own page.
+  async function start() {
     const d = readData("start-data");
-    const key = `culturelab:${d.slug}`;
-    const known = localStorage.getItem(key);
-    // Reopening the plain link resumes where the participant left off; recruitment ids resume server-side.
-    if (known && !d.start.external_id) {
-      location.replace(d.page.replace("TOKEN", known));
-      return;
+    const tokenKey = `culturelab:${d.slug}`;
+    const whoKey = `culturelab:${d.slug}:who`;
+    const known = localStorage.getItem(tokenKey);
+    const who = d.start.external_id || "";
+    // Reopening the link in the same browser resumes where the participant left off (the same
+    // recruitment id, or a plain link); a recruitment id on another device resumes on the server.
+    if (known && (localStorage.getItem(whoKey) || "") === who) {
+      const { status } = await call("GET", d.state.replace("TOKEN", known));
+      if (status === 200) {
+        location.replace(d.page.replace("TOKEN", known));
+        return;
+      }
+      localStorage.removeItem(tokenKey); // the server no longer knows it (e.g. a new database)
     }
-    document.querySelectorAll("[data-language]").forEach((button) =>
+    const buttons = document.querySelectorAll("[data-language]");
+    buttons.forEach((button) =>
       button.addEventListener("click", async () => {
-        button.disabled = true;
+        buttons.forEach((b) => (b.disabled = true));
+        showError("");
         const language = button.dataset.language;
         const body = { source: d.start.source, language, recruitment: d.start.recruitment };
-        if (d.start.external_id) body.external_id = d.start.external_id;
-        const { status, json } = await call("POST", d.api, body);
+        if (who) body.external_id = who;
+        let { status, json } = await call("POST", d.api, body);
+        const token = json.token;
+        if (status < 400 && json.resume) {
+          // A returning participant keeps their place; the language is the one chosen now.
+          ({ status, json } = await call("POST", `${d.state.replace("TOKEN", token)}/language`, { language }));
+        }
         if (status >= 400) {
           showError(json.error.message);
-          button.disabled = false;
+          buttons.forEach((b) => (b.disabled = false));
           return;
         }
-        if (json.resume) await call("POST", `${d.api.replace(/studies\/.*$/, "participants/")}${json.token}/language`, { language });
-        localStorage.setItem(key, json.token);
-        location.assign(d.page.replace("TOKEN", json.token));
+        localStorage.setItem(tokenKey, token);
+        localStorage.setItem(whoKey, who);
+        location.assign(d.page.replace("TOKEN", token));
       })
     );
   }
@@ -76,10 +102,15 @@ const CultureLab = (() => {
 
   function consent() {
     const d = page();
+    const buttons = [$("consent-yes"), $("consent-no")];
     const send = async (value) => {
+      buttons.forEach((b) => (b.disabled = true));
       const { status, json } = await call("POST", `${d.api}/consent`, { consent: value });
-      if (status >= 400) return showError(json.error.message);
-      location.reload();
+      if (status >= 400 && json.error.code !== "consent_already_given") {
+        buttons.forEach((b) => (b.disabled = false));
+        return showError(json.error.message);
+      }
+      location.reload(); // the server renders the next stage
     };
     $("consent-yes").addEventListener("click", () => send(true));
     $("consent-no").addEventListener("click", () => send(false));
@@ -88,27 +119,62 @@ const CultureLab = (() => {
   function background() {
     const d = page();
     const form = $("background");
+    const submit = form.querySelector("button[type=submit]");
+    const selfDescribed = form.elements.gender_text;
+
+    // The language list is long: a filter box narrows it; ticked languages stay in view.
+    const filter = $("language-filter");
+    filter.addEventListener("input", () => {
+      const q = filter.value.trim().toLowerCase();
+      form.querySelectorAll("#language-list label").forEach((label) => {
+        const box = label.querySelector("input");
+        label.hidden = q !== "" && !box.checked && !label.textContent.toLowerCase().includes(q) && !box.value.startsWith(q);
+      });
+    });
+    form.querySelectorAll("input[name=gender]").forEach((radio) =>
+      radio.addEventListener("change", () => {
+        selfDescribed.disabled = radio.value !== "self" || !radio.checked;
+        if (!selfDescribed.disabled) selfDescribed.focus();
+      })
+    );
+
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const f = new FormData(form);
       const body = {};
-      if (!f.get("culture_group")) return showError(form.querySelector("legend").textContent);
+      const fail = (message, field) => {
+        showError(message);
+        if (field) field.focus();
+      };
+      if (!f.get("culture_group")) return fail(d.text.need_group, form.querySelector("input[name=culture_group]"));
       body.culture_group = f.get("culture_group");
-      for (const name of ["country_of_birth", "country_of_residence", "gender"]) {
-        if (f.get(name)) body[name] = String(f.get(name)).trim();
+      for (const name of ["country_of_birth", "country_of_residence"]) {
+        if (f.get(name)) body[name] = f.get(name);
       }
-      for (const name of ["age", "art_training"]) {
-        if (f.get(name) !== null && f.get(name) !== "") body[name] = Number(f.get(name));
+      const age = String(f.get("age") || "").trim();
+      if (age !== "" || form.elements.age.validity.badInput) {
+        const n = Number(age);
+        if (!Number.isInteger(n) || n < 18 || n > 120) return fail(d.text.bad_age, form.elements.age);
+        body.age = n;
       }
+      const gender = f.get("gender");
+      if (gender === "self") {
+        const text = String(f.get("gender_text") || "").trim();
+        if (text) body.gender = text;
+      } else if (gender) {
+        body.gender = gender;
+      }
+      if (f.get("art_training")) body.art_training = Number(f.get("art_training"));
       const languages = f.getAll("languages");
       if (languages.length) body.languages = languages;
-      form.querySelector("button[type=submit]").disabled = true;
+      submit.disabled = true;
+      showError("");
       const { status, json } = await call("POST", `${d.api}/background`, body);
-      if (status >= 400 && json.error.code !== "quota_full") {
-        form.querySelector("button[type=submit]").disabled = false;
+      if (status >= 400 && json.error.code !== "quota_full" && json.error.code !== "background_already_given") {
+        submit.disabled = false;
         return showError(json.error.message);
       }
-      location.reload();
+      location.reload(); // trials, or the page saying the group is full
     });
   }
 
@@ -125,30 +191,45 @@ const CultureLab = (() => {
     return c.toDataURL();
   }
 
+  function loadImages(urls) {
+    return Promise.all(
+      urls.map(
+        (url) =>
+          new Promise((resolve) => {
+            const img = new Image();
+            img.onload = img.onerror = () => resolve(img);
+            img.src = url;
+          })
+      )
+    );
+  }
+
   function trials(withPractice) {
     const d = page();
     const pendingKey = `culturelab:pending:${d.token}`;
-    let busy = false;
+    const preloaded = []; // kept referenced so that the browser finishes fetching them
 
-    const loadImages = (urls) =>
-      Promise.all(
-        urls.map(
-          (url) =>
-            new Promise((resolve) => {
-              const img = new Image();
-              img.onload = img.onerror = () => resolve(img);
-              img.src = url;
-            })
-        )
-      );
+    function setStatus(text) {
+      $("status").textContent = text || "";
+    }
 
+    // Draws one trial; onAnswer(value, rt_ms) is called once, with the reaction time measured from
+    // the moment the images were on screen.
     function renderTrial(trial, onAnswer, isPractice) {
       $("instructions").hidden = true;
-      $("trial").hidden = false;
-      $("status").textContent = "";
+      const section = $("trial");
+      section.hidden = false;
+      section.dataset.kind = trial.kind;
+      section.dataset.index = isPractice ? "practice" : String(trial.index);
+      section.dataset.ready = "false";
+      setStatus("");
+      $("practice-label").hidden = !isPractice;
       $("question").textContent = trial.question.text;
-      $("counter").textContent = isPractice ? "" : d.text.progress.replace("{i}", trial.index + 1).replace("{n}", trial.total);
-      $("bar").style.width = isPractice ? "0%" : `${(100 * trial.index) / trial.total}%`;
+      const answered = isPractice ? 0 : trial.index;
+      $("counter").textContent = isPractice ? "" : fill(d.text.progress, { i: trial.index + 1, n: trial.total });
+      $("bar").style.width = `${(100 * answered) / trial.total}%`;
+      $("progress").setAttribute("aria-valuenow", String(answered));
+      $("progress").setAttribute("aria-valuemax", String(trial.total));
       const images = $("images");
       const answer = $("answer");
       images.replaceChildren();
@@ -156,35 +237,26 @@ const CultureLab = (() => {
       images.className = `images n${trial.stimuli.length}`;
       let shownAt = null;
       let done = false;
+      let onKey = () => {};
+      const controls = () => [...answer.querySelectorAll("button, input"), ...images.querySelectorAll("button")];
       const give = (value) => {
         if (done || shownAt === null) return;
         done = true;
-        document.removeEventListener("keydown", onKey);
-        answer.querySelectorAll("button, input").forEach((el) => (el.disabled = true));
+        document.removeEventListener("keydown", keydown);
+        controls().forEach((el) => (el.disabled = true));
         onAnswer(value, Math.round(performance.now() - shownAt));
       };
-      let onKey = () => {};
-      loadImages(trial.stimuli.map((s) => s.url)).then((loaded) => {
-        loaded.forEach((img, i) => {
-          img.alt = "";
-          if (trial.kind === "choice") {
-            const b = document.createElement("button");
-            b.type = "button";
-            b.className = "pick";
-            b.setAttribute("aria-label", i === 0 ? d.text.left : d.text.right);
-            b.append(img);
-            b.addEventListener("click", () => give(i));
-            images.append(b);
-          } else {
-            images.append(img);
-          }
-        });
-        shownAt = performance.now();
-      });
+      const keydown = (e) => {
+        if (e.ctrlKey || e.metaKey || e.altKey || e.repeat || shownAt === null) return;
+        onKey(e);
+      };
+
       const { min, max, labels } = trial.question.scale || {};
       if (trial.kind === "likert" || trial.kind === "attention") {
         const row = document.createElement("div");
         row.className = "likert";
+        row.setAttribute("role", "group");
+        row.setAttribute("aria-label", trial.question.text);
         for (let v = min; v <= max; v++) {
           const b = document.createElement("button");
           b.type = "button";
@@ -193,45 +265,86 @@ const CultureLab = (() => {
           b.addEventListener("click", () => give(v));
           row.append(b);
         }
+        row.style.setProperty("--points", String(max - min + 1));
         answer.append(row);
         if (labels) answer.append(anchors(labels));
+        // Number keys: the value itself when every point is one digit (1-7 answers 1-7), else the
+        // position on a scale of up to nine points.
         onKey = (e) => {
+          if (!/^[0-9]$/.test(e.key)) return;
           const k = Number(e.key);
-          if (max - min < 9 && k >= 1 && k <= max - min + 1) give(min + k - 1);
+          if (min >= 0 && max <= 9) {
+            if (k >= min && k <= max) give(k);
+          } else if (max - min < 9 && k >= 1 && k <= max - min + 1) {
+            give(min + k - 1);
+          }
         };
       } else if (trial.kind === "slider") {
         const input = document.createElement("input");
         input.type = "range";
         input.min = 0;
         input.max = 100;
+        input.step = 1;
         input.value = 50;
         input.className = "slider untouched";
+        input.setAttribute("aria-label", trial.question.text);
         const go = document.createElement("button");
         go.type = "button";
-        go.className = "big primary";
-        go.textContent = "→";
+        go.className = "big primary next";
+        go.textContent = d.text.next;
         go.disabled = true;
-        $("status").textContent = d.text.move_slider;
-        // The value must be moved before it can be submitted: an untouched 50 is not an answer.
+        setStatus(d.text.move_slider);
+        // An untouched slider is not an answer: the value must be moved before it can be submitted.
         input.addEventListener("input", () => {
           input.classList.remove("untouched");
           go.disabled = false;
-          $("status").textContent = "";
+          setStatus("");
         });
         go.addEventListener("click", () => give(Number(input.value)));
-        answer.append(input);
-        if (labels) answer.append(anchors(labels));
-        answer.append(go);
+        answer.append(input, anchors(labels || ["0", "100"]), go);
         onKey = (e) => {
-          if (e.key === "Enter" && !go.disabled) give(Number(input.value));
+          if (e.key === "Enter" && !go.disabled) {
+            e.preventDefault();
+            give(Number(input.value));
+          }
         };
       } else if (trial.kind === "choice") {
+        setStatus(d.text.choose);
         onKey = (e) => {
-          if (e.key === "ArrowLeft") give(0);
-          if (e.key === "ArrowRight") give(1);
+          if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
+            e.preventDefault();
+            give(e.key === "ArrowLeft" ? 0 : 1);
+          }
         };
       }
-      document.addEventListener("keydown", onKey);
+      controls().forEach((el) => (el.disabled = true));
+
+      loadImages(trial.stimuli.map((s) => s.url)).then((loaded) => {
+        loaded.forEach((img, i) => {
+          img.alt = "";
+          img.draggable = false;
+          if (trial.kind === "choice") {
+            const b = document.createElement("button");
+            b.type = "button";
+            b.className = "pick";
+            b.dataset.value = i;
+            b.setAttribute("aria-label", i === 0 ? d.text.left : d.text.right);
+            b.append(img);
+            b.addEventListener("click", () => give(i));
+            images.append(b);
+          } else {
+            images.append(img);
+          }
+        });
+        controls().forEach((el) => (el.disabled = false));
+        const next = answer.querySelector("button.next");
+        if (next) next.disabled = true;
+        document.addEventListener("keydown", keydown);
+        shownAt = performance.now();
+        section.dataset.ready = "true";
+        const slider = answer.querySelector("input[type=range]");
+        if (slider && !matchMedia("(pointer: coarse)").matches) slider.focus({ preventScroll: true });
+      });
     }
 
     function anchors(labels) {
@@ -247,18 +360,32 @@ const CultureLab = (() => {
 
     function preload(next) {
       (next.preload || []).forEach((url) => {
-        new Image().src = url;
+        const img = new Image();
+        img.src = url;
+        preloaded.push(img);
       });
+      preloaded.splice(0, Math.max(0, preloaded.length - 4));
     }
 
+    // The server's view of what comes next; anything unexpected (the participation ended elsewhere)
+    // reloads the page, which then shows the right stage.
+    async function fetchNext() {
+      const { status, json } = await call("GET", `${d.api}/next`);
+      if (status >= 400) {
+        location.reload();
+        return null;
+      }
+      return json;
+    }
+
+    // Stores one answer: kept in localStorage until the server has it, retried with the same
+    // response_id (a retry the server already has stores nothing new).
     async function send(answer) {
       localStorage.setItem(pendingKey, JSON.stringify(answer));
-      const { status, json } = await call("POST", `${d.api}/responses`, answer, () => {
-        $("status").textContent = d.text.network;
-      });
+      const { status, json } = await call("POST", `${d.api}/responses`, answer, () => setStatus(d.text.network));
       localStorage.removeItem(pendingKey);
       if (status === 200 || status === 201) return json.next;
-      if (status === 409) return (await call("GET", `${d.api}/next`)).json; // resynchronise
+      if (status === 409) return fetchNext(); // answered or moved on elsewhere: resynchronise
       showError(json.error ? json.error.message : d.text.error);
       return null;
     }
@@ -266,7 +393,7 @@ const CultureLab = (() => {
     function show(next) {
       if (!next) return;
       if (next.done) {
-        location.reload();
+        location.reload(); // the completion page, rendered only now that the last answer is stored
         return;
       }
       preload(next);
@@ -277,33 +404,45 @@ const CultureLab = (() => {
 
     async function begin() {
       const pending = localStorage.getItem(pendingKey);
-      if (pending) await send(JSON.parse(pending));
-      const { status, json } = await call("GET", `${d.api}/next`);
-      if (status >= 400) return showError(json.error.message);
-      if (json.done) return location.reload();
-      if (json.trial.index > 0) return show(json); // resuming: no instructions again
+      if (pending) {
+        setStatus(d.text.network);
+        await send(JSON.parse(pending));
+      }
+      const next = await fetchNext();
+      if (!next) return;
+      if (next.done) return location.reload();
+      if (next.trial.index > 0) return show(next); // resuming: no instructions again
+      preload({ preload: next.trial.stimuli.map((s) => s.url) });
       $("instructions").hidden = false;
       $("begin").addEventListener("click", () => {
-        if (!withPractice) return show(json);
-        const practice = { ...json.trial, stimuli: json.trial.stimuli.map(() => ({ url: practiceImage() })) };
-        renderTrial(practice, () => {
-          $("status").textContent = d.text.practice_done;
-          setTimeout(() => show(json), 1200);
-        }, true);
+        if (!withPractice) return show(next);
+        const practice = { ...next.trial, stimuli: next.trial.stimuli.map(() => ({ url: practiceImage() })) };
+        renderTrial(
+          practice,
+          () => {
+            setStatus(d.text.practice_done);
+            setTimeout(() => show(next), 1200);
+          },
+          true
+        );
       });
     }
     begin();
   }
 
-  function done(redirectUrl) {
+  // The completion page: count down, then go back to the recruitment site (the code is in the URL).
+  function done(redirectUrl, seconds) {
     const d = page();
-    localStorage.removeItem(`culturelab:${d.slug}`);
-    if (redirectUrl) setTimeout(() => location.assign(redirectUrl), 5000);
+    if (!redirectUrl) return;
+    const countdown = $("countdown");
+    let left = seconds;
+    const tick = () => {
+      countdown.textContent = fill(d.text.redirect_in, { s: left });
+      if (left-- <= 0) location.assign(redirectUrl);
+      else setTimeout(tick, 1000);
+    };
+    tick();
   }
 
-  function ended() {
-    localStorage.removeItem(`culturelab:${page().slug}`);
-  }
-
-  return { start, consent, background, trials, done, ended };
+  return { start, consent, background, trials, done };
 })();

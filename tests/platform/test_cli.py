@@ -1,0 +1,80 @@
+"""The `culturelab` command as a researcher uses it: one clear line and exit code 2 for bad input."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from culturelab.platform.cli import main
+from studykit import write_study
+
+
+@pytest.fixture
+def run(database_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("CULTURELAB_DATABASE_URL", database_url)
+    monkeypatch.setenv("CULTURELAB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CULTURELAB_SECRET_KEY", "cli-test")
+
+    def _run(*args, input=None):
+        return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return _run
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_validate_load_export_round_trip(run, tmp_path):
+    study = write_study(tmp_path)
+    result = run("study", "validate", study)
+    assert result.exit_code == 0 and "ok: study 'motif-test'" in result.output
+    one_line_error(run("study", "load", study), "culturelab db upgrade")
+    assert run("db", "upgrade").exit_code == 0
+    assert run("study", "load", study).output.strip() == "created: study 'motif-test'"
+    assert run("study", "load", study).output.strip() == "unchanged: study 'motif-test'"
+    out = tmp_path / "package"
+    result = run("export", "--study", "motif-test", "--out", out)
+    assert result.exit_code == 0 and "24 stimuli" in result.output
+    with (out / "participants.csv").open() as f:
+        assert next(csv.reader(f))[0] == "participant_id"
+    assert run("export", "--study", "motif-test", "--out", tmp_path / "pq", "--format", "parquet").exit_code == 0
+    assert (tmp_path / "pq" / "responses.parquet").exists()
+
+
+def test_bad_study_files_are_one_line_with_exit_2(run, tmp_path):
+    one_line_error(run("study", "validate", tmp_path / "missing.yaml"), "cannot read")
+    study = write_study(tmp_path, design={"trials_per_participant": -1})
+    one_line_error(run("study", "validate", study), "design.trials_per_participant")
+    study = write_study(tmp_path)
+    (tmp_path / "stimuli" / "images" / "girih-0003.png").write_bytes(b"broken")
+    one_line_error(run("study", "validate", study), "girih-0003")
+
+
+def test_unknown_study_and_bad_format(run, tmp_path):
+    assert run("db", "upgrade").exit_code == 0
+    one_line_error(run("export", "--study", "nope", "--out", tmp_path / "x"), "no study 'nope'")
+    one_line_error(run("export", "--study", "x", "--out", tmp_path / "x", "--format", "xlsx"), "xlsx")
+
+
+def test_researcher_accounts(run):
+    assert run("db", "upgrade").exit_code == 0
+    assert run("researcher", "create", "ada@example.org", "--password", "correct horse battery").exit_code == 0
+    one_line_error(run("researcher", "create", "ada@example.org", "--password", "correct horse battery"),
+                   "already exists")
+    one_line_error(run("researcher", "create", "bob@example.org", "--password", "short"), "at least 10")
+
+
+def test_the_installed_command_runs_without_importing_torch():
+    probe = "import sys; from culturelab.platform.cli import main; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", probe], check=True)
+    result = subprocess.run(["culturelab", "--help"], capture_output=True, text=True, check=True)
+    assert "generate" in result.stdout and "analyze" in result.stdout and "serve" in result.stdout
