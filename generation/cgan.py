@@ -1,0 +1,175 @@
+"""The culture-conditioned GAN: generator G(z, c), projection discriminator D(x, c), and their losses.
+
+The condition c is a culture vector (research design §3.6, §4.4). It is either a learned embedding per
+culture or a fixed vector per culture read from a file (then a learned linear map adapts it). A *mix* of
+cultures is the weighted average of their vectors, so G can be asked for "half girih, half kente".
+
+G: a linear layer to a 4x4 map, then nearest-upsample + 3x3 conv blocks with conditional batch norm
+(the culture vector sets each norm's gain and bias). D: strided convs with spectral norm, sum pooling,
+and the projection head of Miyato & Koyama (2018): logit = psi(h) + <embed(c), h>.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+RESOLUTIONS = (32, 64, 128)
+
+
+@dataclass
+class CGANConfig:
+    """Everything needed to rebuild G and D (stored with every checkpoint)."""
+
+    cultures: list[str]
+    resolution: int = 32
+    z_dim: int = 128
+    g_channels: int = 32
+    d_channels: int = 32
+    culture_dim: int = 64
+    # Fixed culture vectors (one list per culture, same order as ``cultures``) or None for learned ones.
+    culture_vectors: list[list[float]] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, not {self.resolution}")
+        if len(self.cultures) < 2:
+            raise ValueError("a culture-conditioned GAN needs at least two cultures")
+        if self.culture_vectors is not None:
+            if len(self.culture_vectors) != len(self.cultures):
+                raise ValueError("need exactly one culture vector per culture")
+            if len({len(v) for v in self.culture_vectors}) != 1:
+                raise ValueError("all culture vectors must have the same length")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def num_blocks(self) -> int:
+        return int(math.log2(self.resolution // 4))
+
+
+class CultureEncoder(nn.Module):
+    """Culture weights (B, K) -> condition vector (B, out_dim).
+
+    Mixing cultures is linear in the table: weights @ table. Learned tables are parameters; fixed
+    vectors are a buffer followed by a learned linear map to ``out_dim``.
+    """
+
+    def __init__(self, num_cultures: int, out_dim: int, vectors: list[list[float]] | None = None) -> None:
+        super().__init__()
+        if vectors is None:
+            self.table = nn.Parameter(torch.randn(num_cultures, out_dim) * 0.1)
+            self.proj: nn.Module = nn.Identity()
+        else:
+            table = torch.tensor(vectors, dtype=torch.float32)
+            self.register_buffer("table", table)
+            self.proj = nn.Linear(table.shape[1], out_dim)
+
+    def forward(self, weights: torch.Tensor) -> torch.Tensor:
+        return self.proj(weights.to(self.table.dtype) @ self.table)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose gain and bias are linear functions of the culture vector (c in G(z, c), §4.4)."""
+
+    def __init__(self, channels: int, cond_dim: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Linear(cond_dim, channels)
+        self.bias = nn.Linear(cond_dim, channels)
+        nn.init.zeros_(self.gain.weight)
+        nn.init.ones_(self.gain.bias)
+        nn.init.zeros_(self.bias.weight)
+        nn.init.zeros_(self.bias.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.bn(x) * self.gain(cond)[:, :, None, None] + self.bias(cond)[:, :, None, None]
+
+
+class GBlock(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, cond_dim: int) -> None:
+        super().__init__()
+        self.norm = ConditionalBatchNorm2d(in_ch, cond_dim)
+        self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.norm(x, cond))
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+def _channels(base: int, num_blocks: int) -> list[int]:
+    """Channel widths from the 4x4 map up to full resolution: 8b, 8b, 4b, 2b, b, b (num_blocks + 1 of them)."""
+    return [base * m for m in (8, 8, 4, 2, 1, 1)][: num_blocks + 1]
+
+
+class Generator(nn.Module):
+    """G(z, c): noise and culture weights to an image in [-1, 1] (research design §3.5, §4.4)."""
+
+    def __init__(self, config: CGANConfig) -> None:
+        super().__init__()
+        self.config = config
+        ch = _channels(config.g_channels, config.num_blocks)
+        self.culture = CultureEncoder(len(config.cultures), config.culture_dim, config.culture_vectors)
+        cond_dim = config.culture_dim + config.z_dim
+        self.fc = nn.Linear(config.z_dim + config.culture_dim, ch[0] * 16)
+        self.blocks = nn.ModuleList(GBlock(ch[i], ch[i + 1], cond_dim) for i in range(config.num_blocks))
+        self.out_norm = nn.BatchNorm2d(ch[-1])
+        self.out_conv = nn.Conv2d(ch[-1], 3, 3, padding=1)
+
+    def forward(self, z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        c = self.culture(weights)
+        # Every norm sees both the culture vector and the noise (as in BigGAN's shared conditioning).
+        cond = torch.cat([c, z], dim=1)
+        x = self.fc(cond).view(z.shape[0], -1, 4, 4)
+        for block in self.blocks:
+            x = block(x, cond)
+        return torch.tanh(self.out_conv(F.relu(self.out_norm(x))))
+
+
+class Discriminator(nn.Module):
+    """D(x, c): a real/fake logit for an image and its culture, with projection conditioning (§4.4)."""
+
+    def __init__(self, config: CGANConfig) -> None:
+        super().__init__()
+        self.config = config
+        ch = list(reversed(_channels(config.d_channels, config.num_blocks)))
+        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(3, ch[0], 3, padding=1)), nn.LeakyReLU(0.2)]
+        for i in range(config.num_blocks):
+            layers += [
+                spectral_norm(nn.Conv2d(ch[i], ch[i + 1], 4, stride=2, padding=1)),
+                nn.LeakyReLU(0.2),
+                spectral_norm(nn.Conv2d(ch[i + 1], ch[i + 1], 3, padding=1)),
+                nn.LeakyReLU(0.2),
+            ]
+        self.features = nn.Sequential(*layers)
+        self.linear = spectral_norm(nn.Linear(ch[-1], 1))
+        self.culture = CultureEncoder(len(config.cultures), ch[-1], config.culture_vectors)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        h = self.features(x).sum(dim=(2, 3))
+        # Projection discriminator (Miyato & Koyama 2018): the culture enters as an inner product.
+        return (self.linear(h) + (self.culture(weights) * h).sum(dim=1, keepdim=True)).squeeze(1)
+
+
+def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_D = -E[log D(x,c)] - E[log(1 - D(G(z,c),c))], research design §4.4.
+
+    With D = sigmoid(logit): -log sigmoid(l) = softplus(-l) and -log(1 - sigmoid(l)) = softplus(l),
+    which is the numerically stable form of the same formula.
+    """
+    return F.softplus(-real_logits.float()).mean() + F.softplus(fake_logits.float()).mean()
+
+
+def g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_G = -E[log D(G(z,c),c)], research design §4.4 (the non-saturating generator loss, §4.3)."""
+    return F.softplus(-fake_logits.float()).mean()
+
+
+def one_hot(labels: torch.Tensor, num_cultures: int) -> torch.Tensor:
+    return F.one_hot(labels, num_cultures).float()

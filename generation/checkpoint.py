@@ -1,0 +1,169 @@
+"""Checkpoints as safetensors files (no pickles): tensors plus a JSON header with the model config.
+
+Two kinds share one format tag:
+- ``training``: G, D, the EMA generator, both Adam states, the data-sampling RNG state and the step,
+  everything ``--resume`` needs to continue exactly as if never stopped;
+- ``generator``: only the EMA generator, what ``generate sample`` needs (the shipped one is of this kind).
+A JSON file with the same header (``NAME.json`` beside ``NAME.safetensors``) is written for people to read;
+the header inside the safetensors file is the one that is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from culturelab.generation.cgan import CGANConfig, Generator
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+FORMAT = "culturelab.cgan/1"
+PACKAGED = Path(__file__).parent / "checkpoints"
+DEFAULT_CHECKPOINT = PACKAGED / "motifs-cgan.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt or of another format version; the message names the file."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
+    state = optimizer.state_dict()
+    tensors = {
+        f"{prefix}.{idx}.{name}": value if torch.is_tensor(value) else torch.tensor(value)
+        for idx, entries in state["state"].items()
+        for name, value in entries.items()
+    }
+    return tensors, state["param_groups"]
+
+
+def _load_optimizer(
+    prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def _submodule_state(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(tensors, str(tmp), metadata={"culturelab": json.dumps(header, sort_keys=True)})
+    tmp.replace(path)  # never leave a half-written checkpoint behind
+    path.with_suffix(".json").write_text(json.dumps(header, indent=2, sort_keys=True) + "\n")
+
+
+def save_training(
+    path: Path,
+    *,
+    model_config: CGANConfig,
+    train_config: dict,
+    step: int,
+    g: nn.Module,
+    d: nn.Module,
+    g_ema: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    rng: torch.Generator,
+) -> None:
+    tensors = {**_module_tensors("g", g), **_module_tensors("d", d), **_module_tensors("g_ema", g_ema)}
+    og, groups_g = _optimizer_tensors("opt_g", opt_g)
+    od, groups_d = _optimizer_tensors("opt_d", opt_d)
+    tensors |= og | od | {"rng": rng.get_state()}
+    header = {
+        "format": FORMAT,
+        "kind": "training",
+        "model": model_config.to_dict(),
+        "train": train_config,
+        "step": step,
+        "param_groups": {"opt_g": groups_g, "opt_d": groups_d},
+    }
+    _write(path, tensors, header)
+
+
+def save_generator(path: Path, model_config: CGANConfig, g_ema: nn.Module, extra: dict | None = None) -> None:
+    header = {"format": FORMAT, "kind": "generator", "model": model_config.to_dict(), **(extra or {})}
+    _write(path, _module_tensors("g_ema", g_ema), header)
+
+
+def read(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Header and tensors of a checkpoint, checking that it is one of ours and of this version."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({exc})") from exc
+    try:
+        header = json.loads(metadata["culturelab"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {path} has no CultureLab header") from exc
+    if header.get("format") != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} is format {header.get('format')!r}; this version reads {FORMAT!r}"
+        )
+    return header, tensors
+
+
+def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[Generator, dict[str, Any]]:
+    """The EMA generator of a training or generator checkpoint, in eval mode, and its header."""
+    header, tensors = read(path)
+    try:
+        config = CGANConfig(**header["model"])
+        g = Generator(config)
+        g.load_state_dict(_submodule_state("g_ema", tensors))
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not match this generator: {exc}") from exc
+    return g.to(device).eval(), header
+
+
+def load_training(
+    path: Path,
+    *,
+    g: nn.Module,
+    d: nn.Module,
+    g_ema: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    rng: torch.Generator,
+) -> dict[str, Any]:
+    """Restore a training checkpoint in place; returns its header (``step`` is where to continue)."""
+    header, tensors = read(path)
+    if header.get("kind") != "training":
+        raise CheckpointError(
+            f"checkpoint {path} holds only a generator; --resume needs a training checkpoint"
+        )
+    g.load_state_dict(_submodule_state("g", tensors))
+    d.load_state_dict(_submodule_state("d", tensors))
+    g_ema.load_state_dict(_submodule_state("g_ema", tensors))
+    _load_optimizer("opt_g", opt_g, tensors, header["param_groups"]["opt_g"])
+    _load_optimizer("opt_d", opt_d, tensors, header["param_groups"]["opt_d"])
+    rng.set_state(tensors["rng"])
+    return header

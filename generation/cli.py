@@ -1,0 +1,265 @@
+"""``culturelab generate ...``: make the motifs data set, train the cGAN, sample stimulus sets, evaluate.
+
+Bad input (a missing file, an unknown culture, a checkpoint of another version, ...) is reported as one
+line on stderr with exit code 2, and nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+from culturelab.generation.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
+from culturelab.generation.data import DatasetError
+from culturelab.generation.motifs import CULTURES, MAX_RESOLUTION, MIN_RESOLUTION
+
+
+class BadInput(click.ClickException):
+    """One line, ``Error: ...``, exit code 2."""
+
+    exit_code = 2
+
+
+class OneLineCommand(click.Command):
+    """Report option parsing errors as one line too (click prints the usage text otherwise)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise BadInput(f"{exc.format_message()} (see --help)") from exc
+
+
+class GenerateGroup(click.Group):
+    command_class = OneLineCommand
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@click.group(cls=GenerateGroup)
+def generate() -> None:
+    """Culture-conditioned image generation: data set, training, sampling, evaluation."""
+
+
+@generate.command("dataset")
+@click.argument("name", type=click.Choice(["motifs"]))
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write."
+)
+@click.option("--per-culture", type=click.IntRange(1), default=1000, show_default=True)
+@click.option(
+    "--resolution", type=click.IntRange(MIN_RESOLUTION, MAX_RESOLUTION), default=64, show_default=True
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) -> None:
+    """Write the built-in MOTIFS data set as an ImageFolder: OUT/<culture>/<culture>-NNNNN.png."""
+    from culturelab.generation.data import write_motif_dataset
+
+    written = write_motif_dataset(out, per_culture, resolution, seed, progress=True)
+    click.echo(f"wrote {len(written)} images of {len(CULTURES)} cultures to {out}")
+
+
+@generate.command("train")
+@click.option(
+    "--data", default="motifs", show_default=True, help="'motifs' or an ImageFolder DATA/<culture>/*.png"
+)
+@click.option("--out", type=click.Path(file_okay=False), default="runs/cgan", show_default=True)
+@click.option("--resolution", type=click.Choice(["32", "64", "128"]), default="32", show_default=True)
+@click.option(
+    "--per-culture",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Images per culture rendered for --data motifs.",
+)
+@click.option("--steps", type=click.IntRange(1), default=6000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2), default=64, show_default=True)
+@click.option("--lr-g", type=float, default=2e-4, show_default=True)
+@click.option("--lr-d", type=float, default=2e-4, show_default=True)
+@click.option("--g-channels", type=click.IntRange(4), default=16, show_default=True)
+@click.option("--d-channels", type=click.IntRange(4), default=16, show_default=True)
+@click.option("--z-dim", type=click.IntRange(1), default=128, show_default=True)
+@click.option("--culture-dim", type=click.IntRange(1), default=64, show_default=True)
+@click.option(
+    "--culture-vectors",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON {culture: [numbers]}: fixed culture vectors instead of learned embeddings.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--log-every", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--sample-every", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True)
+@click.option(
+    "--max-minutes", type=click.FloatRange(0, min_open=True), default=None, help="Stop early after this long."
+)
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--bf16/--no-bf16", default=False, help="bf16 autocast (CUDA only).")
+@click.option("--channels-last/--no-channels-last", default=False)
+@click.option("--compile/--no-compile", "compile_", default=False, help="torch.compile the update steps.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.safetensors if it exists.")
+def train_command(**options) -> None:
+    """Train the culture-conditioned GAN (under torchrun: python -m culturelab.generation.train)."""
+    from culturelab.generation.train import ConfigError, TrainConfig, train
+
+    _setup_logging()
+    options["compile"] = options.pop("compile_")
+    options["resolution"] = int(options["resolution"])
+    cfg = TrainConfig(**options)
+    try:
+        path = train(cfg, progress=True)
+    except (ConfigError, DatasetError, CheckpointError) as exc:
+        raise BadInput(str(exc)) from exc
+    click.echo(f"generator checkpoint: {path}")
+
+
+def _conditions(mixes: tuple[str, ...], sweep_spec: str | None, steps: int, cultures: list[str]):
+    from culturelab.generation.sample import Condition, parse_mix, sweep
+
+    conditions = [parse_mix(m, cultures) for m in mixes]
+    if sweep_spec:
+        a, sep, b = sweep_spec.partition(",")
+        if not sep:
+            raise ValueError(f"--sweep {sweep_spec!r} is not CULTURE_A,CULTURE_B")
+        conditions += sweep(a.strip(), b.strip(), steps, cultures)
+    return conditions or [Condition({c: 1.0}) for c in cultures]
+
+
+@generate.command("sample")
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Generator or training checkpoint (default: the shipped {DEFAULT_CHECKPOINT.name}).",
+)
+@click.option(
+    "--per-culture",
+    type=click.IntRange(1),
+    required=True,
+    help="Images per culture (or per mix / sweep step).",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Set folder to write."
+)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--mix", "mixes", multiple=True, help="A culture mix, e.g. girih=0.5,kente=0.5 (repeatable).")
+@click.option("--sweep", "sweep_spec", default=None, help="Sweep between two cultures, e.g. girih,kente.")
+@click.option("--steps", type=click.IntRange(2), default=5, show_default=True, help="Number of sweep steps.")
+@click.option("--resolution", type=int, default=None, help="Check that the checkpoint makes this size.")
+@click.option("--name", default=None, help="Set name in the manifest (default: the folder name).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+def sample_command(
+    checkpoint: Path | None,
+    per_culture: int,
+    out: Path,
+    seed: int,
+    mixes: tuple[str, ...],
+    sweep_spec: str | None,
+    steps: int,
+    resolution: int | None,
+    name: str | None,
+    device: str,
+    overwrite: bool,
+) -> None:
+    """Write a stimulus set (folder + manifest.json, schema culturelab.stimuli/1) and a contact sheet."""
+    from culturelab.generation.checkpoint import load_generator, sha256_file
+    from culturelab.generation.sample import write_stimulus_set
+    from culturelab.generation.train import ConfigError, resolve_device
+
+    _setup_logging()
+    path = checkpoint or DEFAULT_CHECKPOINT
+    try:
+        dev = resolve_device(device)
+        g, _ = load_generator(path, dev)
+        if resolution is not None and resolution != g.config.resolution:
+            raise ValueError(
+                f"checkpoint {path} makes {g.config.resolution} px images, not --resolution {resolution}"
+            )
+        conditions = _conditions(mixes, sweep_spec, steps, list(g.config.cultures))
+        write_stimulus_set(
+            g,
+            out,
+            conditions,
+            per_culture,
+            seed=seed,
+            name=name,
+            checkpoint_sha256=sha256_file(path),
+            device=dev,
+            overwrite=overwrite,
+            progress=True,
+        )
+    except (CheckpointError, ConfigError, ValueError, FileExistsError) as exc:
+        raise BadInput(str(exc)) from exc
+    click.echo(f"wrote {len(conditions) * per_culture} stimuli to {out} (manifest.json, contact-sheet.png)")
+
+
+@generate.command("evaluate")
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Checkpoint to evaluate (default: the shipped {DEFAULT_CHECKPOINT.name}).",
+)
+@click.option(
+    "--data", default="motifs", show_default=True, help="'motifs' or an ImageFolder of real images."
+)
+@click.option(
+    "--per-culture",
+    type=click.IntRange(10),
+    default=500,
+    show_default=True,
+    help="Generated (and, for motifs, real) images per culture.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Results JSON (default: evaluation.json beside the checkpoint).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option(
+    "--inception-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Inception-v3 weights file for standard FID/KID via torch-fidelity (pip install 'culturelab[fidelity]').",
+)
+def evaluate_command(
+    checkpoint: Path | None,
+    data: str,
+    per_culture: int,
+    out: Path | None,
+    seed: int,
+    device: str,
+    inception_weights: Path | None,
+) -> None:
+    """Culture accuracy, KID/FID in a culture classifier's feature space, and diversity vs real images."""
+    from culturelab.generation.evaluate import EvaluationError, evaluate
+    from culturelab.generation.train import ConfigError, resolve_device
+
+    _setup_logging()
+    path = checkpoint or DEFAULT_CHECKPOINT
+    try:
+        results = evaluate(
+            path,
+            data,
+            per_culture=per_culture,
+            seed=seed,
+            device=resolve_device(device),
+            inception_weights=inception_weights,
+            progress=True,
+        )
+    except (CheckpointError, ConfigError, DatasetError, EvaluationError) as exc:
+        raise BadInput(str(exc)) from exc
+    out = out or path.with_name(path.stem + ".evaluation.json")
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    summary = results["summary"]
+    click.echo(
+        f"culture accuracy {summary['culture_accuracy']:.3f}, diversity ratio {summary['diversity_ratio']:.2f}, "
+        f"KID {summary['kid']:.4f}, FID {summary['fid']:.2f} (classifier features); results in {out}"
+    )

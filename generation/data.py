@@ -1,0 +1,146 @@
+"""Training images: the built-in motifs set, or an ImageFolder (one sub-folder of images per culture).
+
+Images are small, so a whole set is held in memory as one uint8 tensor (N, 3, R, R); a training step
+then indexes a batch out of it instead of decoding files, which keeps a 2-core CPU busy with the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from culturelab.generation.motifs import CULTURES, motif_seed, render_motif, render_motif_array
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+class DatasetError(ValueError):
+    """A data set that cannot be trained or evaluated on; the message names the folder or file."""
+
+
+@dataclass
+class ImageSet:
+    images: torch.Tensor  # uint8 (N, 3, R, R)
+    labels: torch.Tensor  # int64 (N,)
+    cultures: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.images.shape[-1])
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], the range of G's tanh output."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounding to nearest."""
+    return images.float().add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def motif_images(per_culture: int, resolution: int, seed: int = 0, progress: bool = False) -> ImageSet:
+    """Render ``per_culture`` images of each built-in culture straight into memory."""
+    n = per_culture * len(CULTURES)
+    images = np.empty((n, resolution, resolution, 3), dtype=np.uint8)
+    labels = np.repeat(np.arange(len(CULTURES)), per_culture)
+    jobs = [(c, i) for c in CULTURES for i in range(per_culture)]
+    for k, (culture, i) in enumerate(tqdm(jobs, desc="render motifs", disable=not progress, leave=False)):
+        images[k] = render_motif_array(culture, motif_seed(seed, culture, i), resolution)
+    return ImageSet(
+        torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels), list(CULTURES)
+    )
+
+
+def write_motif_dataset(
+    out: Path, per_culture: int, resolution: int, seed: int = 0, progress: bool = False
+) -> list[Path]:
+    """Write the motifs set as an ImageFolder: ``out/<culture>/<culture>-00000.png``."""
+    written = []
+    jobs = [(c, i) for c in CULTURES for i in range(per_culture)]
+    for culture in CULTURES:
+        (out / culture).mkdir(parents=True, exist_ok=True)
+    for culture, i in tqdm(jobs, desc="write motifs", disable=not progress):
+        path = out / culture / f"{culture}-{i:05d}.png"
+        render_motif(culture, motif_seed(seed, culture, i), resolution).save(path)
+        written.append(path)
+    log.info("wrote %d motif images to %s", len(written), out)
+    return written
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _load_rgb(path: Path, resolution: int) -> np.ndarray:
+    """Decode, centre-crop to a square and resize to ``resolution`` (box filter for downscaling)."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DatasetError(f"cannot read image {path}: {exc}") from exc
+    w, h = im.size
+    side = min(w, h)
+    im = im.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+    if side != resolution:
+        im = im.resize((resolution, resolution), Image.Resampling.BOX if side > resolution else Image.BICUBIC)
+    return np.asarray(im)
+
+
+def load_image_folder(
+    root: Path, resolution: int, cultures: Iterable[str] | None = None, progress: bool = False
+) -> ImageSet:
+    """Load ``root/<culture>/*.png|jpg|...`` into memory, one label per sub-folder (sorted by name).
+
+    Raises DatasetError for a missing folder, fewer than two cultures, a culture folder without images,
+    or an image that cannot be decoded (naming it).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"data folder {root} does not exist")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if cultures is not None:
+        wanted = list(cultures)
+        missing = [c for c in wanted if not (root / c).is_dir()]
+        if missing:
+            raise DatasetError(f"data folder {root} has no sub-folder for culture(s) {', '.join(missing)}")
+        folders = [root / c for c in wanted]
+    if len(folders) < 2:
+        raise DatasetError(
+            f"data folder {root} needs at least two culture sub-folders (found {len(folders)}); "
+            "layout: DATA/<culture>/<image>.png"
+        )
+    files: list[tuple[Path, int]] = []
+    for label, folder in enumerate(folders):
+        found = _image_files(folder)
+        if not found:
+            raise DatasetError(f"culture folder {folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
+        files += [(f, label) for f in found]
+    images = np.empty((len(files), resolution, resolution, 3), dtype=np.uint8)
+    for k, (path, _) in enumerate(tqdm(files, desc="load images", disable=not progress, leave=False)):
+        images[k] = _load_rgb(path, resolution)
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    log.info("loaded %d images of %d cultures from %s", len(files), len(folders), root)
+    return ImageSet(
+        torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, [f.name for f in folders]
+    )
+
+
+def load_data(
+    source: str, resolution: int, per_culture: int, seed: int = 0, progress: bool = False
+) -> ImageSet:
+    """``source`` is ``motifs`` (render ``per_culture`` per culture) or an ImageFolder path."""
+    if source == "motifs":
+        return motif_images(per_culture, resolution, seed, progress)
+    return load_image_folder(Path(source), resolution, progress=progress)

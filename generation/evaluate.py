@@ -1,0 +1,296 @@
+"""How well a checkpoint draws each culture, measured against real images of those cultures.
+
+No ImageNet network is needed: a small culture classifier is trained on the real images (and kept
+beside the checkpoint, so later evaluations reuse it). Then, on ``per_culture`` generated images per
+culture:
+
+- culture accuracy: how often the classifier names the culture G was asked for;
+- KID and FID between generated and real images in the classifier's 128-d feature space (Binkowski et al.
+  2018, Heusel et al. 2017; the same estimators as Inception KID/FID, in a domain-specific space);
+- within-culture diversity: the mean pairwise feature distance inside each culture, generated vs real
+  (ratio < 1: less varied than the real images; near 0: mode collapse), and the same in pixel space.
+
+With ``inception_weights`` (a local Inception-v3 weights file) standard FID/KID are added through the
+optional torch-fidelity package.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from culturelab.generation.cgan import one_hot
+from culturelab.generation.checkpoint import load_generator, sha256_file
+from culturelab.generation.data import ImageSet, load_image_folder, motif_images, to_unit_range
+from culturelab.generation.sample import generate
+from PIL import Image
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from scipy import linalg
+from torch import nn
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+REAL_SEED_OFFSET = 1_000_003  # real motif images for evaluation never overlap the training images
+
+
+class EvaluationError(ValueError):
+    """Evaluation cannot run as asked (e.g. a missing weights file or optional package)."""
+
+
+class CultureClassifier(nn.Module):
+    """Four conv blocks and global average pooling: 128-d features, then a linear culture head."""
+
+    def __init__(self, num_cultures: int, width: int = 32) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = [3, width, 2 * width, 4 * width, 4 * width]
+        for i in range(4):
+            layers += [
+                nn.Conv2d(channels[i], channels[i + 1], 3, padding=1, bias=False),
+                nn.BatchNorm2d(channels[i + 1]),
+                nn.ReLU(inplace=True),
+            ]
+            if i < 3:
+                layers.append(nn.MaxPool2d(2))
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(channels[-1], num_cultures)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random flips and quarter turns: an ornament's culture does not depend on its orientation."""
+    if torch.rand((), generator=gen) < 0.5:
+        x = x.flip(3)
+    return torch.rot90(x, int(torch.randint(4, (), generator=gen)), dims=(2, 3))
+
+
+def train_classifier(
+    real: ImageSet, device: torch.device, seed: int = 0, epochs: int = 6, progress: bool = False
+) -> tuple[CultureClassifier, float]:
+    """Fit on 80% of the real images; returns the model and its accuracy on the other 20%."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    order = torch.randperm(len(real), generator=gen)
+    n_val = max(len(real) // 5, 1)
+    val, fit = order[:n_val], order[n_val:]
+    model = CultureClassifier(len(real.cultures)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    batch = 64
+    steps = epochs * math.ceil(len(fit) / batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    model.train()
+    bar = tqdm(total=steps, desc="train culture classifier", disable=not progress, leave=False)
+    for _ in range(epochs):
+        perm = fit[torch.randperm(len(fit), generator=gen)]
+        for start in range(0, len(perm), batch):
+            idx = perm[start : start + batch]
+            x = _augment(to_unit_range(real.images[idx]), gen).to(device)
+            loss = F.cross_entropy(model(x), real.labels[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update()
+    bar.close()
+    model.eval()
+    with torch.no_grad():
+        pred = model(to_unit_range(real.images[val]).to(device)).argmax(1).cpu()
+    return model, float((pred == real.labels[val]).float().mean())
+
+
+@torch.no_grad()
+def _features(model: CultureClassifier, images_uint8: torch.Tensor, device: torch.device):
+    feats, preds = [], []
+    for start in range(0, len(images_uint8), 256):
+        x = to_unit_range(images_uint8[start : start + 256]).to(device)
+        f = model.features(x)
+        feats.append(f.cpu())
+        preds.append(model.head(f).argmax(1).cpu())
+    return torch.cat(feats).double().numpy(), torch.cat(preds).numpy()
+
+
+def kid(x: np.ndarray, y: np.ndarray, subsets: int = 50, subset_size: int = 1000, seed: int = 0) -> float:
+    """Kernel distance: unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3, averaged over random subsets."""
+    rng = np.random.default_rng(seed)
+    m = min(subset_size, len(x), len(y))
+    d = x.shape[1]
+    values = []
+    for _ in range(subsets):
+        a = x[rng.choice(len(x), m, replace=False)]
+        b = y[rng.choice(len(y), m, replace=False)]
+        kxx, kyy, kxy = ((a @ a.T) / d + 1) ** 3, ((b @ b.T) / d + 1) ** 3, ((a @ b.T) / d + 1) ** 3
+        values.append(
+            (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+        )
+    return float(np.mean(values))
+
+
+def fid(x: np.ndarray, y: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to the two feature sets."""
+    mu_x, mu_y = x.mean(0), y.mean(0)
+    cov_x, cov_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    covmean = linalg.sqrtm(cov_x @ cov_y)
+    if not np.isfinite(covmean).all():  # near-singular product: regularise as in Heusel et al.'s code
+        eps = np.eye(len(mu_x)) * 1e-6
+        covmean = linalg.sqrtm((cov_x + eps) @ (cov_y + eps))
+    return float(((mu_x - mu_y) ** 2).sum() + np.trace(cov_x + cov_y - 2 * np.real(covmean)))
+
+
+def mean_pairwise_distance(x: np.ndarray) -> float:
+    """Mean Euclidean distance over all pairs of rows."""
+    sq = (x * x).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
+    n = len(x)
+    return float(np.sqrt(d2).sum() / (n * (n - 1)))
+
+
+def _classifier_path(checkpoint: Path, key: str, resolution: int) -> Path:
+    return checkpoint.with_name(f"{checkpoint.stem}.classifier-{key}-{resolution}px.safetensors")
+
+
+def _load_or_train_classifier(path: Path, real: ImageSet, device: torch.device, seed: int, progress: bool):
+    if path.exists():
+        try:
+            model = CultureClassifier(len(real.cultures))
+            model.load_state_dict(load_file(str(path)))
+            meta = json.loads(path.with_suffix(".json").read_text())
+            if meta.get("cultures") == real.cultures:
+                log.info("reusing culture classifier %s", path)
+                return model.to(device).eval(), meta["val_accuracy"], path
+        except (SafetensorError, OSError, RuntimeError, KeyError, ValueError) as exc:
+            log.warning("ignoring classifier %s (%s); training a new one", path, exc)
+    model, val_accuracy = train_classifier(real, device, seed, progress=progress)
+    try:
+        save_file({k: v.cpu().contiguous() for k, v in model.state_dict().items()}, str(path))
+        path.with_suffix(".json").write_text(
+            json.dumps({"cultures": real.cultures, "val_accuracy": val_accuracy})
+        )
+    except OSError as exc:  # e.g. a read-only install: evaluate anyway, just do not cache
+        log.warning("could not keep the culture classifier beside the checkpoint: %s", exc)
+        return model, val_accuracy, None
+    return model, val_accuracy, path
+
+
+def _torch_fidelity(gen_images: torch.Tensor, real_images: torch.Tensor, weights: Path, device: torch.device):
+    if not weights.is_file():
+        raise EvaluationError(f"Inception weights file {weights} does not exist")
+    try:
+        import torch_fidelity
+    except ImportError as exc:
+        raise EvaluationError(
+            "standard FID/KID need torch-fidelity: pip install 'culturelab[fidelity]'"
+        ) from exc
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = []
+        for name, images in (("generated", gen_images), ("real", real_images)):
+            folder = Path(tmp) / name
+            folder.mkdir()
+            for i, array in enumerate(images.permute(0, 2, 3, 1).numpy()):
+                Image.fromarray(array, "RGB").save(folder / f"{i:06d}.png")
+            dirs.append(str(folder))
+        metrics = torch_fidelity.calculate_metrics(
+            input1=dirs[0],
+            input2=dirs[1],
+            cuda=device.type == "cuda",
+            fid=True,
+            kid=True,
+            verbose=False,
+            feature_extractor_weights_path=str(weights),
+            kid_subset_size=min(1000, len(gen_images), len(real_images)),
+        )
+    return {"fid": metrics[torch_fidelity.KEY_METRIC_FID], "kid": metrics[torch_fidelity.KEY_METRIC_KID_MEAN]}
+
+
+def evaluate(
+    checkpoint: Path,
+    data: str,
+    *,
+    per_culture: int = 500,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    inception_weights: Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a generator checkpoint against ``data`` ("motifs" or an ImageFolder); returns the results."""
+    checkpoint, device = Path(checkpoint), torch.device(device)
+    g, header = load_generator(checkpoint, device)
+    cultures, res = list(g.config.cultures), g.config.resolution
+    if data == "motifs":
+        real = motif_images(per_culture, res, seed + REAL_SEED_OFFSET, progress)
+        if real.cultures != cultures:
+            raise EvaluationError(
+                f"checkpoint cultures {cultures} are not the motifs cultures {real.cultures}"
+            )
+        key = f"motifs-s{seed}-n{per_culture}"
+    else:
+        real = load_image_folder(Path(data), res, cultures=cultures, progress=progress)
+        key = "folder-" + Path(data).resolve().name
+    classifier, val_accuracy, classifier_path = _load_or_train_classifier(
+        _classifier_path(checkpoint, key, res), real, device, seed, progress
+    )
+
+    k = len(cultures)
+    labels = torch.arange(k).repeat_interleave(per_culture)
+    seeds = [seed + i for i in range(k * per_culture)]
+    fake = generate(g, one_hot(labels, k), seeds, device).permute(0, 3, 1, 2).contiguous()
+    fake_feats, fake_pred = _features(classifier, fake, device)
+    real_feats, _ = _features(classifier, real.images, device)
+    real_labels = real.labels.numpy()
+    labels_np = labels.numpy()
+
+    per: dict[str, dict[str, float]] = {}
+    for i, culture in enumerate(cultures):
+        f, r = fake_feats[labels_np == i], real_feats[real_labels == i]
+        fp = fake[labels == i].double().div(255).flatten(1).numpy() / math.sqrt(fake[0].numel())
+        rp = real.images[real.labels == i].double().div(255).flatten(1).numpy() / math.sqrt(fake[0].numel())
+        div_f, div_r = mean_pairwise_distance(f), mean_pairwise_distance(r)
+        per[culture] = {
+            "accuracy": float((fake_pred[labels_np == i] == i).mean()),
+            "kid": kid(f, r, seed=seed),
+            "diversity_generated": div_f,
+            "diversity_real": div_r,
+            "diversity_ratio": div_f / div_r,
+            "pixel_diversity_generated": mean_pairwise_distance(fp),
+            "pixel_diversity_real": mean_pairwise_distance(rp),
+        }
+    summary = {
+        "culture_accuracy": float((fake_pred == labels_np).mean()),
+        "diversity_ratio": min(p["diversity_ratio"] for p in per.values()),
+        "kid": kid(fake_feats, real_feats, seed=seed),
+        "fid": fid(fake_feats, real_feats),
+    }
+    fidelity = None
+    if inception_weights is not None:
+        fidelity = _torch_fidelity(fake.cpu(), real.images, Path(inception_weights), device)
+    return {
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "checkpoint_step": header.get("step"),
+        "data": data,
+        "resolution": res,
+        "per_culture": per_culture,
+        "n_real": len(real),
+        "seed": seed,
+        "classifier": {
+            "path": str(classifier_path) if classifier_path else None,
+            "val_accuracy": val_accuracy,
+            "feature_dim": int(fake_feats.shape[1]),
+        },
+        "summary": summary,
+        "per_culture_results": per,
+        "inception": fidelity,
+    }

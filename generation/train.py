@@ -1,0 +1,343 @@
+"""Train the culture-conditioned GAN (research design §3.5, §4.4).
+
+One process: ``culturelab generate train --data motifs --out runs/cgan``. Several (DDP), one per GPU or
+CPU process: ``torchrun --nproc_per_node N -m culturelab.generation.train --data motifs --out runs/cgan``.
+Under DDP every rank draws the same global batch from the same RNG and trains on its own slice, so
+the RNG state in a checkpoint is the same on every rank and ``--resume`` continues exactly.
+
+A run folder holds ``checkpoint.safetensors`` (everything to resume), ``generator.safetensors`` (the
+EMA generator, what ``generate sample`` needs), ``metrics.jsonl`` and ``samples/step-NNNNNN.png``
+(one row per culture).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from culturelab.generation import checkpoint
+from culturelab.generation.cgan import CGANConfig, Discriminator, Generator, d_loss, g_loss, one_hot
+from culturelab.generation.data import ImageSet, load_data, to_unit_range
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torchvision.utils import save_image
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+# Settings that must match between a checkpoint and the run that resumes it.
+_RESUME_KEYS = (
+    "data",
+    "resolution",
+    "per_culture",
+    "data_seed",
+    "batch_size",
+    "lr_g",
+    "lr_d",
+    "beta1",
+    "beta2",
+    "ema_decay",
+    "seed",
+)
+
+
+class ConfigError(ValueError):
+    """Settings that cannot be trained with (the CLI reports these as bad input)."""
+
+
+@dataclass
+class TrainConfig:
+    data: str = "motifs"  # "motifs" or an ImageFolder path
+    out: str = "runs/cgan"
+    resolution: int = 32
+    per_culture: int = 1000  # images per culture rendered for data="motifs"
+    data_seed: int = 0
+    steps: int = 6000
+    batch_size: int = 64  # global: split across DDP ranks
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    z_dim: int = 128
+    g_channels: int = 16
+    d_channels: int = 16
+    culture_dim: int = 64
+    culture_vectors: str | None = None  # JSON file {culture: [floats]}; None = learned embeddings
+    ema_decay: float = 0.999
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    max_minutes: float | None = None  # stop early (at a log step) once this much time has passed
+    device: str = "auto"  # auto | cuda | cpu
+    bf16: bool = False  # bf16 autocast (CUDA only)
+    channels_last: bool = False
+    compile: bool = False
+    resume: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA device")
+    if name not in ("cuda", "cpu"):
+        raise ConfigError(f"unknown device {name!r}; use auto, cuda or cpu")
+    return torch.device(name)
+
+
+def read_culture_vectors(path: str | os.PathLike, cultures: list[str]) -> list[list[float]]:
+    """Culture vectors from a JSON object {culture: [numbers]}, in the order of ``cultures``."""
+    try:
+        table = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read culture vectors {path}: {exc}") from exc
+    if not isinstance(table, dict):
+        raise ConfigError(f"culture vectors {path} must be a JSON object {{culture: [numbers]}}")
+    missing = [c for c in cultures if c not in table]
+    if missing:
+        raise ConfigError(f"culture vectors {path} lack culture(s) {', '.join(missing)}")
+    vectors = [table[c] for c in cultures]
+    if not all(isinstance(v, list) and v and all(isinstance(x, int | float) for x in v) for v in vectors):
+        raise ConfigError(f"culture vectors {path}: every value must be a non-empty list of numbers")
+    if len({len(v) for v in vectors}) != 1:
+        raise ConfigError(f"culture vectors {path}: all vectors must have the same length")
+    return [[float(x) for x in v] for v in vectors]
+
+
+def model_config(cfg: TrainConfig, cultures: list[str]) -> CGANConfig:
+    vectors = read_culture_vectors(cfg.culture_vectors, cultures) if cfg.culture_vectors else None
+    try:
+        return CGANConfig(
+            cultures=cultures,
+            resolution=cfg.resolution,
+            z_dim=cfg.z_dim,
+            g_channels=cfg.g_channels,
+            d_channels=cfg.d_channels,
+            culture_dim=cfg.culture_dim,
+            culture_vectors=vectors,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """Exponential moving average of G's weights; sampling uses this smoother copy."""
+    for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
+        b_ema.copy_(b)
+
+
+@torch.no_grad()
+def save_grid(g: nn.Module, config: CGANConfig, path: Path, per_row: int = 8, seed: int = 1234) -> None:
+    """One row per culture, the same noise in every row, so the rows differ by culture only."""
+    device = next(g.parameters()).device
+    k = len(config.cultures)
+    z = torch.randn(per_row, config.z_dim, generator=torch.Generator().manual_seed(seed)).repeat(k, 1)
+    weights = one_hot(torch.arange(k).repeat_interleave(per_row), k)
+    was_training = g.training
+    g.eval()
+    images = g(z.to(device), weights.to(device)).float()
+    g.train(was_training)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images.add(1).div(2), path, nrow=per_row, padding=1)
+
+
+def gan_update(
+    g_step: nn.Module,
+    d_step: nn.Module,
+    d: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    real: torch.Tensor,
+    c: torch.Tensor,
+    z: torch.Tensor,
+    autocast=contextlib.nullcontext,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One D update and one G update (as in pytorch/examples' dcgan); returns losses and D's logits.
+
+    ``g_step``/``d_step`` are the modules to call (DDP-wrapped under torchrun), ``d`` is the bare D.
+    """
+    with autocast():
+        fake = g_step(z, c)
+
+    # (1) Update D: minimise L_D = -E[log D(x,c)] - E[log(1 - D(G(z,c),c))], research design §4.4.
+    # Real and fake go through D in one call (one DDP forward per backward).
+    opt_d.zero_grad(set_to_none=True)
+    with autocast():
+        logits = d_step(torch.cat([real, fake.detach().to(real.dtype)]), torch.cat([c, c]))
+    real_logits, fake_logits = logits[: len(real)], logits[len(real) :]
+    loss_d = d_loss(real_logits, fake_logits)
+    loss_d.backward()
+    opt_d.step()
+
+    # (2) Update G: minimise L_G = -E[log D(G(z,c),c)], research design §4.4. D's weights are frozen
+    # here and D is called unwrapped, so no gradient is computed or all-reduced for it.
+    opt_g.zero_grad(set_to_none=True)
+    d.requires_grad_(False)
+    with autocast():
+        loss_g = g_loss(d(fake, c))
+    loss_g.backward()
+    d.requires_grad_(True)
+    opt_g.step()
+    return loss_d.detach(), loss_g.detach(), real_logits.detach(), fake_logits.detach()
+
+
+def make_autocast(device: torch.device, bf16: bool):
+    """A context factory: bf16 autocast on CUDA when asked for, else a no-op."""
+    if bf16 and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), world, device
+
+
+def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True) -> Path:
+    """Train (or resume) a run in ``cfg.out``; returns the path of the exported generator checkpoint."""
+    device = resolve_device(cfg.device)
+    rank, world, device = _setup_distributed(device)
+    if cfg.batch_size % world:
+        raise ConfigError(f"batch size {cfg.batch_size} is not divisible by {world} processes")
+    out = Path(cfg.out)
+    ckpt_path = out / "checkpoint.safetensors"
+    if data is None:
+        data = load_data(cfg.data, cfg.resolution, cfg.per_culture, cfg.data_seed, progress and rank == 0)
+    if data.resolution != cfg.resolution:
+        raise ConfigError(f"data resolution {data.resolution} differs from --resolution {cfg.resolution}")
+    mcfg = model_config(cfg, data.cultures)
+    k = len(data.cultures)
+
+    torch.manual_seed(cfg.seed)
+    g, d = Generator(mcfg).to(device), Discriminator(mcfg).to(device)
+    if cfg.channels_last:
+        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+    g_ema = copy.deepcopy(g).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    rng = torch.Generator().manual_seed(cfg.seed + 1)  # batches and noise, on the CPU: device-independent
+    start = 0
+    if cfg.resume and ckpt_path.exists():
+        header = checkpoint.read(ckpt_path)[0]
+        if header.get("model") != mcfg.to_dict():
+            raise ConfigError(f"{ckpt_path} was trained with another model config; cannot resume")
+        changed = [key for key in _RESUME_KEYS if header.get("train", {}).get(key) != getattr(cfg, key)]
+        if changed:
+            raise ConfigError(
+                f"{ckpt_path} was trained with other settings ({', '.join(changed)}); cannot resume"
+            )
+        start = checkpoint.load_training(ckpt_path, g=g, d=d, g_ema=g_ema, opt_g=opt_g, opt_d=opt_d, rng=rng)[
+            "step"
+        ]
+        log.info("resuming %s at step %d", out, start)
+
+    g_step, d_step = g, d  # the modules the update steps call; DDP wrappers under torchrun
+    if world > 1:
+        g_step, d_step = DistributedDataParallel(g), DistributedDataParallel(d)
+    if cfg.compile:
+        g_step, d_step = torch.compile(g_step), torch.compile(d_step)
+    autocast = make_autocast(device, cfg.bf16)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    images = data.images.to(device) if device.type == "cuda" else data.images
+    labels = data.labels.to(device) if device.type == "cuda" else data.labels
+
+    is_main = rank == 0
+    metrics_path = out / "metrics.jsonl"
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        if start == 0:
+            metrics_path.write_text("")
+    train_dict = asdict(cfg)
+    local = cfg.batch_size // world
+    bar = tqdm(
+        range(start, cfg.steps),
+        desc="train cGAN",
+        disable=not (progress and is_main),
+        initial=start,
+        total=cfg.steps,
+    )
+    t0, last_step = time.perf_counter(), cfg.steps
+    for step in bar:
+        # Same global batch on every rank (one RNG), each rank takes its own slice.
+        idx = torch.randint(len(data), (cfg.batch_size,), generator=rng)[rank * local : (rank + 1) * local]
+        z = torch.randn(cfg.batch_size, cfg.z_dim, generator=rng)[rank * local : (rank + 1) * local]
+        real = to_unit_range(images[idx.to(images.device)]).contiguous(memory_format=memory_format)
+        c = one_hot(labels[idx.to(labels.device)], k).to(device)  # c ~ p_c: the data's own cultures
+        z = z.to(device, non_blocking=True)
+
+        loss_d, loss_g, real_logits, fake_logits = gan_update(
+            g_step, d_step, d, opt_g, opt_d, real, c, z, autocast
+        )
+        update_ema(g_ema, g, cfg.ema_decay)
+
+        done = step + 1
+        if cfg.max_minutes is not None and done % cfg.log_every == 0 and done < cfg.steps:
+            stop = torch.tensor(float(time.perf_counter() - t0 > cfg.max_minutes * 60))
+            if world > 1:  # rank 0's clock decides, so every rank stops at the same step
+                dist.broadcast(stop.to(device), src=0)
+            if stop.item():
+                log.info("stopping at step %d: --max-minutes %.1f reached", done, cfg.max_minutes)
+                last_step = done
+        if is_main and (done % cfg.log_every == 0 or done == last_step):
+            elapsed = time.perf_counter() - t0
+            row = {
+                "step": done,
+                "loss_d": loss_d.item(),
+                "loss_g": loss_g.item(),
+                "d_real": torch.sigmoid(real_logits.float()).mean().item(),
+                "d_fake": torch.sigmoid(fake_logits.float()).mean().item(),
+                "steps_per_s": (done - start) / elapsed,
+            }
+            with open(metrics_path, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}")
+        if is_main and (done % cfg.sample_every == 0 or done == last_step):
+            save_grid(g_ema, mcfg, out / "samples" / f"step-{done:06d}.png")
+        if is_main and (done % cfg.checkpoint_every == 0 or done == last_step):
+            checkpoint.save_training(
+                ckpt_path,
+                model_config=mcfg,
+                train_config=train_dict,
+                step=done,
+                g=g,
+                d=d,
+                g_ema=g_ema,
+                opt_g=opt_g,
+                opt_d=opt_d,
+                rng=rng,
+            )
+        if done == last_step:
+            break
+    bar.close()
+    generator_path = out / "generator.safetensors"
+    if is_main:
+        checkpoint.save_generator(generator_path, mcfg, g_ema, {"train": train_dict, "step": last_step})
+        log.info("trained %d steps; generator in %s", last_step, generator_path)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return generator_path
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node N -m culturelab.generation.train ...
+    from culturelab.generation.cli import train_command
+
+    train_command(prog_name="python -m culturelab.generation.train")
