@@ -1,0 +1,376 @@
+"""Load benchmark of the participant API: N simulated participants against `culturelab serve` (gunicorn).
+
+It sets up a fresh database (a new PostgreSQL database on the local server, dropped at the end, or an
+SQLite file), loads a generated study through the real CLI (`culturelab db upgrade`, `culturelab study
+load`), starts `culturelab serve` on a free loopback port and walks every participant through the API
+the way the browser page does: create -> consent -> background -> answer every trial, each answer's
+reply carrying the next trial. Each simulated participant waits a think time before each step.
+
+The clients run in a few processes (the load generator shares the machine's cores with the server and
+the database), each with one thread per participant on keep-alive connections (urllib3).
+
+Prints ONE JSON object: throughput of stored responses, p50/p99 latency (of the answer POSTs and of all
+requests), errors, and `lost`: answers the clients were acknowledged (201, or 200 for a replay) that
+are not in the database afterwards.
+
+    python3 benchmarks/load.py                      # 300 participants on PostgreSQL, 2 workers
+    python3 benchmarks/load.py --database sqlite
+    python3 benchmarks/load.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/mydb
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import urllib3
+import yaml
+from PIL import Image
+from sqlalchemy import create_engine, make_url, select, text
+
+CULTURES = ["seigaiha", "girih", "kente", "meander", "ice_ray"]
+GROUPS = ["east_asian", "west_african", "european"]
+SLUG = "load-test"
+
+
+# -- setup ------------------------------------------------------------------------------------------------
+
+def write_study(folder: Path, trials: int) -> Path:
+    """A Contract 1 stimulus set of small PNGs and a study file over it (three question kinds)."""
+    images = folder / "stimuli" / "images"
+    images.mkdir(parents=True)
+    stimuli = []
+    for ci, culture in enumerate(CULTURES):
+        for k in range(8):
+            sid = f"{culture}-{k:04d}"
+            path = images / f"{sid}.png"
+            Image.new("RGB", (16, 16), (50 * ci, 30 * k, 128)).save(path)
+            stimuli.append({"id": sid, "file": f"images/{sid}.png", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                            "width": 16, "height": 16, "culture": culture, "mix": {culture: 1.0}, "method": "cgan",
+                            "seed": k, "content": None})
+    manifest = {"schema": "culturelab.stimuli/1", "name": "load-test", "created_at": "2026-11-26T12:00:00Z",
+                "cultures": CULTURES, "generator": {"method": "cgan"}, "stimuli": stimuli}
+    (folder / "stimuli" / "manifest.json").write_text(json.dumps(manifest))
+    study = {
+        "slug": SLUG,
+        "title": {"en": "Load test"},
+        "languages": ["en"],
+        "culture_groups": [{"id": g, "label": {"en": g}} for g in GROUPS],
+        "stimulus_sets": ["stimuli"],
+        "match": {"east_asian": ["seigaiha", "ice_ray"], "west_african": ["kente"], "european": ["meander"]},
+        "questions": [
+            {"id": "liking", "kind": "likert", "scale": {"min": 1, "max": 7}, "text": {"en": "How much do you like it?"}},
+            {"id": "beauty", "kind": "slider", "text": {"en": "How beautiful is it?"}},
+            {"id": "preference", "kind": "choice", "text": {"en": "Which do you prefer?"}},
+        ],
+        "design": {"trials_per_participant": trials, "order": "latin_square", "balance": ["stimulus_culture"],
+                   "attention_checks": 2},
+        "recruitment": {"completion_code": "LOADTEST"},
+        "consent": {"en": "You agree to take part."},
+    }
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+@contextmanager
+def fresh_postgres(server_url: str):
+    """A new database on the server (named for this process), dropped afterwards."""
+    name = f"culturelab_bench_{os.getpid()}"
+    admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def culturelab(env: dict[str, str], *args: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "culturelab.platform.cli", *args], env=env,
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise click.ClickException(f"culturelab {' '.join(args)} failed: {result.stderr.strip()[-500:]}")
+
+
+@contextmanager
+def server(env: dict[str, str], port: int, workers: int, threads: int, log: Path):
+    """`culturelab serve` as a subprocess, yielded once it answers on the port."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "culturelab.platform.cli", "serve", "--port", str(port),
+             "--workers", str(workers), "--threads", str(threads)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        http = urllib3.PoolManager()
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise click.ClickException(f"the server exited with {process.returncode}: {log.read_text()[-500:]}")
+            try:
+                if http.request("GET", f"http://127.0.0.1:{port}/api/v1/participants/x", retries=False).status == 404:
+                    break
+            except urllib3.exceptions.HTTPError:
+                if time.monotonic() > deadline:
+                    raise click.ClickException("the server did not start within 60 s") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# -- the simulated participants ---------------------------------------------------------------------------
+
+@dataclass
+class Tally:
+    latencies: dict[str, list[float]] = field(default_factory=dict)  # request kind -> seconds
+    errors: Counter = field(default_factory=Counter)  # "kind status/exception" -> count
+    acknowledged: list[str] = field(default_factory=list)  # response_ids answered 201/200
+    completed: int = 0
+
+
+class Participant:
+    """One participant on the API, as the browser page walks it (DESIGN.md, participant API)."""
+
+    def __init__(self, pool: urllib3.HTTPConnectionPool, tally: Tally, lock: threading.Lock, think: float,
+                 rng: random.Random):
+        self.pool, self.tally, self.lock, self.think, self.rng = pool, tally, lock, think, rng
+
+    def call(self, kind: str, method: str, path: str, body: dict | None, ok: tuple[int, ...]) -> dict | None:
+        data = None if body is None else json.dumps(body).encode()
+        start = time.perf_counter()
+        try:
+            # A connection that turns out stale before anything was sent is retried; nothing after that
+            # (read=0): a lost reply is an error here, and the answer must still be in the database.
+            r = self.pool.urlopen(method, path, body=data, headers={"Content-Type": "application/json"},
+                                  retries=urllib3.Retry(total=2, connect=2, read=0, status=0, redirect=0, other=0),
+                                  timeout=urllib3.Timeout(connect=10, read=60))
+            elapsed = time.perf_counter() - start
+        except urllib3.exceptions.HTTPError as exc:
+            with self.lock:
+                self.tally.errors[f"{kind} {type(exc).__name__}"] += 1
+            return None
+        with self.lock:
+            self.tally.latencies.setdefault(kind, []).append(elapsed)
+            if r.status not in ok:
+                self.tally.errors[f"{kind} {r.status}"] += 1
+                return None
+        return json.loads(r.data)
+
+    def pause(self) -> None:
+        time.sleep(self.think * self.rng.uniform(0.5, 1.5))
+
+    def run(self) -> None:
+        created = self.call("create", "POST", f"/api/v1/studies/{SLUG}/participants", {"language": "en"}, (201,))
+        if created is None:
+            return
+        base = f"/api/v1/participants/{created['token']}"
+        self.pause()
+        if self.call("consent", "POST", f"{base}/consent", {"consent": True}, (200,)) is None:
+            return
+        self.pause()
+        background = {"culture_group": self.rng.choice(GROUPS), "country_of_birth": "JP",
+                      "country_of_residence": "GB", "languages": ["ja", "en"], "age": 30, "gender": "female",
+                      "art_training": 1}
+        if self.call("background", "POST", f"{base}/background", background, (200,)) is None:
+            return
+        nxt = self.call("next", "GET", f"{base}/next", None, (200,))
+        while nxt is not None and not nxt["done"]:
+            self.pause()
+            trial = nxt["trial"]
+            response_id = str(uuid.uuid4())
+            answer = {"trial_id": trial["id"], "response_id": response_id, "value": self.value(trial),
+                      "rt_ms": self.rng.randint(300, 3000)}
+            reply = self.call("response", "POST", f"{base}/responses", answer, (201,))
+            if reply is None:
+                return
+            with self.lock:
+                self.tally.acknowledged.append(response_id)
+            nxt = reply["next"]
+        if nxt is not None:
+            with self.lock:
+                self.tally.completed += 1
+
+    def value(self, trial: dict) -> int:
+        if trial["kind"] == "attention":
+            return int(re.search(r"\d+", trial["question"]["text"]).group())
+        scale = trial["question"]["scale"]
+        return self.rng.randint(scale["min"], scale["max"])
+
+
+def client_process(port: int, participants: int, concurrency: int, think: float, ramp: float, seed: int) -> Tally:
+    """Runs `participants` participants, `concurrency` at a time, each starting within the ramp."""
+    tally, lock = Tally(), threading.Lock()
+    pool = urllib3.HTTPConnectionPool("127.0.0.1", port, maxsize=concurrency, block=True)
+    rng = random.Random(seed)
+    queue = list(range(participants))
+
+    def worker(index: int) -> None:
+        local = random.Random(rng.random() + index)
+        time.sleep(local.uniform(0, ramp))
+        while True:
+            with lock:
+                if not queue:
+                    return
+                queue.pop()
+            Participant(pool, tally, lock, think, local).run()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pool.close()
+    return tally
+
+
+def _client_entry(args: tuple) -> Tally:
+    return client_process(*args)
+
+
+def percentile_ms(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0] * 1000, 1)
+    return round(statistics.quantiles(values, n=1000, method="inclusive")[int(q * 10) - 1] * 1000, 1)
+
+
+def stored_response_ids(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(select(text("response_id")).select_from(text("responses")))
+            return {row[0] for row in rows}
+    finally:
+        engine.dispose()
+
+
+# -- the command ------------------------------------------------------------------------------------------
+
+@click.command()
+@click.option("--participants", default=300, show_default=True, type=click.IntRange(1),
+              help="Simulated participants in all.")
+@click.option("--concurrency", type=click.IntRange(1), help="Participants at once [default: --participants].")
+@click.option("--trials", default=40, show_default=True, type=click.IntRange(1),
+              help="Trials per participant (two attention checks come on top).")
+@click.option("--think-ms", default=500, show_default=True, type=click.IntRange(0),
+              help="Mean pause before each step of a participant (uniform, 0.5x to 1.5x).")
+@click.option("--ramp-s", default=2.0, show_default=True, type=click.FloatRange(0),
+              help="Participants start at random times within this many seconds.")
+@click.option("--database", "backend", type=click.Choice(["postgres", "sqlite"]), default="postgres",
+              show_default=True, help="A fresh database of this kind (ignored with --database-url).")
+@click.option("--postgres-server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+              show_default=True, help="Where --database postgres creates (and drops) its database.")
+@click.option("--database-url", help="Use this (empty) database instead; it is migrated and kept.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="gunicorn processes.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1), help="Threads per worker.")
+@click.option("--client-processes", default=2, show_default=True, type=click.IntRange(1),
+              help="Processes of the load generator.")
+@click.option("--seed", default=0, show_default=True)
+def main(participants: int, concurrency: int | None, trials: int, think_ms: int, ramp_s: float, backend: str,
+         postgres_server: str, database_url: str | None, workers: int, threads: int, client_processes: int,
+         seed: int) -> None:
+    """Run simulated participants through the participant API; print one JSON object."""
+    concurrency = min(concurrency or participants, participants)
+    client_processes = min(client_processes, concurrency)
+    with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="culturelab-load-")))
+        if database_url is None:
+            if backend == "postgres":
+                database_url = stack.enter_context(fresh_postgres(postgres_server))
+            else:
+                database_url = f"sqlite:///{folder / 'load.sqlite3'}"
+        env = {**os.environ, "CULTURELAB_DATABASE_URL": database_url, "CULTURELAB_DATA_DIR": str(folder / "data"),
+               "CULTURELAB_SECRET_KEY": "load-test",
+               # Every simulated participant comes from 127.0.0.1: lift the per-address creation limit.
+               "CULTURELAB_PARTICIPANT_CREATE_LIMIT": "1000000/minute"}
+        culturelab(env, "db", "upgrade")
+        culturelab(env, "study", "load", str(write_study(folder, trials)))
+        port = free_port()
+        stack.enter_context(server(env, port, workers, threads, folder / "server.log"))
+
+        shares = [participants // client_processes + (i < participants % client_processes)
+                  for i in range(client_processes)]
+        slots = [concurrency // client_processes + (i < concurrency % client_processes) for i in range(client_processes)]
+        jobs = [(port, n, max(1, c), think_ms / 1000, ramp_s, seed * 1000 + i) for i, (n, c) in enumerate(zip(shares, slots))]
+        started = time.perf_counter()
+        with multiprocessing.get_context("spawn").Pool(client_processes) as workers_pool:
+            tallies = workers_pool.map(_client_entry, jobs)
+        duration = time.perf_counter() - started
+
+        stored = stored_response_ids(database_url)
+
+    latencies: dict[str, list[float]] = {}
+    errors: Counter = Counter()
+    acknowledged: set[str] = set()
+    completed = 0
+    for tally in tallies:
+        for kind, values in tally.latencies.items():
+            latencies.setdefault(kind, []).extend(values)
+        errors.update(tally.errors)
+        acknowledged.update(tally.acknowledged)
+        completed += tally.completed
+    every = [v for values in latencies.values() for v in values]
+    answers = latencies.get("response", [])
+    result = {
+        "participants": participants,
+        "concurrency": concurrency,
+        "completed": completed,
+        "workers": workers,
+        "threads": threads,
+        "database": make_url(database_url).get_backend_name(),
+        "trials_per_participant": trials + 2,
+        "think_ms": think_ms,
+        "duration_s": round(duration, 2),
+        "responses_acknowledged": len(acknowledged),
+        "responses_stored": len(stored),
+        "responses_per_s": round(len(stored & acknowledged) / duration, 1),
+        "p50_ms": percentile_ms(answers, 50),
+        "p99_ms": percentile_ms(answers, 99),
+        "requests": len(every),
+        "requests_per_s": round(len(every) / duration, 1),
+        "all_p50_ms": percentile_ms(every, 50),
+        "all_p99_ms": percentile_ms(every, 99),
+        "p99_ms_by_kind": {kind: percentile_ms(values, 99) for kind, values in sorted(latencies.items())},
+        "errors": sum(errors.values()),
+        "error_kinds": dict(errors),
+        "lost": len(acknowledged - stored),
+    }
+    click.echo(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
