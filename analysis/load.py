@@ -266,7 +266,7 @@ def _check_responses(pkg_responses: pd.DataFrame, design: Design, participants: 
     if out_of_range.any():
         i = int(np.flatnonzero(out_of_range.to_numpy())[0])
         raise DataPackageError(f"{_where(r, i, 'value')}: {r['value'].iloc[i]!r} is outside question "
-                               f"{r['question_id'].iloc[i]!r}'s scale {lo.iloc[i]:g}..{hi.iloc[i]:g}")
+                               f"{r['question_id'].iloc[i]!r} scale {lo.iloc[i]:g}..{hi.iloc[i]:g}")
     r["value_num"] = num.astype(float)
     missing_value = rated & num.isna()
     dropped = {"missing_value": int(missing_value.sum())} if missing_value.any() else {}

@@ -64,7 +64,7 @@ class SimulationOptions:
 
     @property
     def cultures(self) -> list[str]:
-        return list(dict.fromkeys(c for g in self.groups for c in self.match.get(g["id"], [])))
+        return list(dict.fromkeys(c for owned in self.match.values() for c in owned))
 
     @property
     def sd_total(self) -> float:
