@@ -131,6 +131,11 @@ const CultureLab = (() => {
         label.hidden = q !== "" && !box.checked && !label.textContent.toLowerCase().includes(q) && !box.value.startsWith(q);
       });
     });
+    const chosen = $("languages-chosen");
+    form.querySelector("#language-list").addEventListener("change", () => {
+      const names = [...form.querySelectorAll("input[name=languages]:checked")].map((box) => box.nextElementSibling.textContent);
+      chosen.textContent = names.length ? `${d.text.chosen} ${names.join(", ")}` : "";
+    });
     form.querySelectorAll("input[name=gender]").forEach((radio) =>
       radio.addEventListener("change", () => {
         selfDescribed.disabled = radio.value !== "self" || !radio.checked;

@@ -1,0 +1,408 @@
+"""A participant's journey in a real browser (issue 2): the study link, language, consent, background,
+instructions and practice, the trials by mouse, keyboard and touch, resuming, and the completion page.
+
+What the browser did is checked against what the server stored, through the export (Contract 2).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from culturelab.platform.db import session_scope
+from culturelab.platform.export import export_study
+
+pytestmark = pytest.mark.browser
+
+WAIT = 15
+
+
+def _wait(driver, condition, timeout: float = WAIT):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+
+
+def _css(driver, selector: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, selector)
+
+
+def _all(driver, selector: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def _visible(driver, selector: str):
+    def check(d):
+        found = _all(d, selector)
+        return found[0] if found and found[0].is_displayed() else False
+
+    return _wait(driver, check)
+
+
+def _keys(driver, *keys) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(driver).send_keys(*keys).perform()
+
+
+def _no_sideways_scroll(driver) -> None:
+    overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page is {overflow}px wider than the screen"
+
+
+def _export(live, slug: str, out: Path) -> dict[str, list[dict]]:
+    with session_scope(live.app) as session:
+        export_study(session, slug, out, "csv")
+    return {name: list(csv.DictReader((out / f"{name}.csv").open(encoding="utf-8")))
+            for name in ("participants", "stimuli", "responses")}
+
+
+# --- the stages, as a participant goes through them -------------------------------------------------
+
+def choose_language(driver, live, slug: str, language: str, query: str = "") -> None:
+    driver.get(f"{live.url}/s/{slug}{query}")
+    _visible(driver, f"[data-language={language}]").click()
+
+
+def agree(driver, shoot=None, name: str = "") -> None:
+    button = _visible(driver, "#consent-yes")
+    if shoot:
+        shoot(driver, name)
+    button.click()
+
+
+def fill_background(driver, group: str = "east_asian", shoot=None, name: str = "") -> None:
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    _visible(driver, "#background")
+    _css(driver, f"input[name=culture_group][value={group}]").click()
+    Select(_css(driver, "select[name=country_of_birth]")).select_by_value("JP")
+    Select(_css(driver, "select[name=country_of_residence]")).select_by_value("GB")
+    _css(driver, "#language-filter").send_keys("ja")
+    _visible(driver, "input[name=languages][value=ja]").click()
+    _css(driver, "#language-filter").send_keys(Keys.BACKSPACE, Keys.BACKSPACE)
+    driver.execute_script("arguments[0].scrollIntoView()", _css(driver, "input[name=languages][value=en]"))
+    _css(driver, "input[name=languages][value=en]").click()
+    _css(driver, "input[name=age]").send_keys("34")
+    _css(driver, "input[name=gender][value=self]").click()
+    _css(driver, "input[name=gender_text]").send_keys("genderqueer")
+    _css(driver, "input[name=art_training][value='2']").click()
+    if shoot:
+        shoot(driver, name)
+    _css(driver, "#background button[type=submit]").click()
+
+
+def current_trial(driver, after: str | None = None) -> dict:
+    """Waits for a trial that is on screen and ready for an answer (a different one than `after`)."""
+
+    def ready(d):
+        section = _all(d, "#trial")
+        if not section or not section[0].is_displayed() or section[0].get_attribute("data-ready") != "true":
+            return False
+        index = section[0].get_attribute("data-index")
+        return index if index != after else False
+
+    index = _wait(driver, ready)
+    return {"index": index, "kind": _css(driver, "#trial").get_attribute("data-kind"),
+            "question": _css(driver, "#question").text}
+
+
+def instructed(trial: dict) -> int:
+    """The answer an attention check asks for (the number in its instruction)."""
+    return int(re.search(r"\d+", trial["question"]).group())
+
+
+def answer(driver, trial: dict, how: str = "mouse") -> int:
+    """Answers the trial on screen the way a participant would; returns the value given."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    kind = trial["kind"]
+    if kind in ("likert", "attention"):
+        value = instructed(trial) if kind == "attention" else 2 + int(trial["index"] if trial["index"] != "practice" else 0) % 5
+        if how == "keyboard":
+            _keys(driver, str(value))
+        else:
+            _css(driver, f"#answer .likert button[data-value='{value}']").click()
+        return value
+    if kind == "choice":
+        value = 0 if trial["index"] == "practice" or int(trial["index"]) % 2 else 1
+        if how == "keyboard":
+            _keys(driver, Keys.ARROW_LEFT if value == 0 else Keys.ARROW_RIGHT)
+        else:
+            _all(driver, "#images .pick")[value].click()
+        return value
+    assert kind == "slider", kind
+    slider, go = _css(driver, "#answer input[type=range]"), _css(driver, "#answer button.next")
+    # An untouched slider is no answer: submitting stays off until the value is moved.
+    assert not go.is_enabled()
+    assert "untouched" in slider.get_attribute("class")
+    if how == "keyboard":
+        _keys(driver, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
+    else:
+        ActionChains(driver).click_and_hold(slider).move_by_offset(slider.size["width"] // 5, 0).release().perform()
+    _wait(driver, lambda d: go.is_enabled())
+    value = int(slider.get_property("value"))
+    assert value != 50
+    if how == "keyboard":
+        _keys(driver, Keys.ENTER)
+    else:
+        go.click()
+    return value
+
+
+def left_image_sha(driver) -> str:
+    return re.search(r"/media/([0-9a-f]{64})\.png", _all(driver, "#images img")[0].get_attribute("src")).group(1)
+
+
+def finish(driver, ways: dict[str, str], shoot=None, prefix: str = "") -> dict[int, dict]:
+    """Begins (instructions, practice) and answers every trial; returns what was answered per index."""
+    _visible(driver, "#instructions")
+    if shoot:
+        shoot(driver, f"{prefix}04-instructions")
+    _css(driver, "#begin").click()
+    given: dict[int, dict] = {}
+    previous = None
+    shot: set[str] = set()
+    while True:
+        trial = current_trial(driver, after=previous) if not _all(driver, "#completion-code") else None
+        if trial is None:
+            break
+        stage = "practice" if trial["index"] == "practice" else trial["kind"]
+        if shoot and stage not in shot:
+            shot.add(stage)
+            shoot(driver, f"{prefix}05-{stage}")
+        left = left_image_sha(driver) if trial["kind"] == "choice" and trial["index"] != "practice" else None
+        total = _css(driver, "#progress").get_attribute("aria-valuemax")
+        value = answer(driver, trial, ways.get(trial["kind"], "mouse"))
+        if trial["index"] != "practice":
+            given[int(trial["index"])] = {**trial, "value": value, "left": left, "total": int(total)}
+        previous = trial["index"]
+        # The next trial, or the completion page once the last answer is stored.
+        _wait(driver, lambda d: _all(d, "#completion-code") or (
+            _css(d, "#trial").get_attribute("data-index") != previous
+            and _css(d, "#trial").get_attribute("data-ready") == "true"))
+    return given
+
+
+# --- the tests ----------------------------------------------------------------------------------------
+
+def test_english_journey_on_a_desktop_stores_every_answer(live, browser, shoot, tmp_path):
+    slug = live.load(slug="desktop-en")
+    driver = browser()
+    choose_language(driver, live, slug, "en")
+    agree(driver, shoot, "desktop-02-consent")
+    fill_background(driver, shoot=shoot, name="desktop-03-background")
+    given = finish(driver, {"likert": "mouse", "attention": "mouse", "choice": "keyboard", "slider": "mouse"},
+                   shoot, "desktop-")
+    code = _visible(driver, "#completion-code").text
+    shoot(driver, "desktop-06-done")
+    assert code == "C1234ABC"
+    assert _css(driver, "#redirect").get_attribute("href") == \
+        "https://app.prolific.com/submissions/complete?cc=C1234ABC"
+
+    data = _export(live, slug, tmp_path / "export")
+    (person,) = data["participants"]
+    assert person["status"] == "completed" and person["source"] == "link" and person["language"] == "en"
+    assert (person["culture_group"], person["country_of_birth"], person["country_of_residence"]) == \
+        ("east_asian", "JP", "GB")
+    assert (person["age"], person["gender"], person["art_training"]) == ("34", "genderqueer", "2")
+    assert (person["attention_passed"], person["attention_total"]) == ("2", "2")
+    responses = {int(r["trial_index"]): r for r in data["responses"]}
+    total = next(iter(given.values()))["total"]
+    assert sorted(responses) == sorted(given) == list(range(total)) and total == 14
+    assert {g["kind"] for g in given.values()} == {"likert", "slider", "choice", "attention"}
+    sha = {s["stimulus_id"]: s["sha256"] for s in data["stimuli"]}
+    for index, shown in given.items():
+        stored = responses[index]
+        assert stored["trial_kind"] == shown["kind"], index
+        assert int(stored["value"]) == shown["value"], index
+        assert 0 < int(stored["rt_ms"]) < 60_000, index
+        if shown["kind"] == "attention":
+            assert stored["correct"] == "true"
+        if shown["kind"] == "choice":
+            # value 0 means the left-hand image, which is the one stored as stimulus_id.
+            assert sha[stored["stimulus_id"]] == shown["left"] and stored["stimulus_id_b"]
+
+
+def test_chinese_journey_on_a_phone(live, browser, shoot, tmp_path):
+    slug = live.load(slug="phone-zh")
+    driver = browser(phone=True)
+    driver.get(f"{live.url}/s/{slug}")
+    _visible(driver, "[data-language=zh]")
+    assert "图案偏好" in _css(driver, "h1").text
+    shoot(driver, "phone-01-language")
+    _no_sideways_scroll(driver)
+    _css(driver, "[data-language=zh]").click()
+    _visible(driver, "#consent-yes")
+    assert "您同意参加。" in _css(driver, "#consent-text").text
+    assert _css(driver, "html").get_attribute("lang") == "zh"
+    _no_sideways_scroll(driver)
+    agree(driver, shoot, "phone-02-consent")
+    _visible(driver, "#background")
+    assert "东亚" in _css(driver, "#background fieldset").text
+    _no_sideways_scroll(driver)
+    fill_background(driver, shoot=shoot, name="phone-03-background")
+
+    _visible(driver, "#instructions")
+    _no_sideways_scroll(driver)
+    shoot(driver, "phone-04-instructions")
+    _css(driver, "#begin").click()
+    texts, previous, seen = set(), None, set()
+    while not _all(driver, "#completion-code"):
+        trial = current_trial(driver, after=previous)
+        texts.add(trial["question"])
+        _no_sideways_scroll(driver)
+        buttons = _all(driver, "#answer button, #images .pick")
+        # Touch targets: at least 44 CSS px high (WCAG 2.5.5), all on screen without scrolling.
+        for b in buttons:
+            assert b.size["height"] >= 44, (trial, b.size)
+            assert b.location["y"] + b.size["height"] <= 844, (trial, b.location)
+        if trial["kind"] == "likert":
+            assert len({b.location["y"] for b in _all(driver, "#answer .likert button")}) == 1  # one row
+        if trial["kind"] not in seen:
+            seen.add(trial["kind"])
+            shoot(driver, f"phone-05-{trial['kind'] if trial['index'] != 'practice' else 'practice'}")
+        answer(driver, trial, "mouse")
+        previous = trial["index"]
+        _wait(driver, lambda d: _all(d, "#completion-code") or (
+            _css(d, "#trial").get_attribute("data-index") != previous
+            and _css(d, "#trial").get_attribute("data-ready") == "true"))
+    assert {"你有多喜欢这张图片?", "它有多美?", "你更喜欢哪一张?"} <= texts
+    _no_sideways_scroll(driver)
+    shoot(driver, "phone-06-done")
+    assert _css(driver, "#completion-code").text == "C1234ABC"
+    (person,) = _export(live, slug, tmp_path / "export")["participants"]
+    assert person["language"] == "zh" and person["status"] == "completed"
+
+
+def test_declining_consent_ends_politely(live, browser, shoot, tmp_path):
+    slug = live.load(slug="decline")
+    driver = browser()
+    choose_language(driver, live, slug, "en")
+    _visible(driver, "#consent-no").click()
+    ended = _visible(driver, "#ended")
+    shoot(driver, "desktop-07-declined")
+    assert ended.get_attribute("data-reason") == "declined_consent"
+    assert "chose not to take part" in ended.text
+    # Reopening the link shows the same end, not a new participation.
+    driver.get(f"{live.url}/s/{slug}")
+    assert _visible(driver, "#ended").get_attribute("data-reason") == "declined_consent"
+    (person,) = _export(live, slug, tmp_path / "export")["participants"]
+    assert person["status"] == "screened_out" and person["culture_group"] == ""
+
+
+def _start_trials(driver, live, slug: str, query: str = "") -> None:
+    choose_language(driver, live, slug, "en", query)
+    agree(driver)
+    fill_background(driver)
+    _visible(driver, "#begin").click()
+
+
+def _answer_n(driver, n: int, how: str = "keyboard") -> str | None:
+    previous = None
+    for _ in range(n):
+        trial = current_trial(driver, after=previous)
+        answer(driver, trial, how)
+        previous = trial["index"]
+    return previous
+
+
+def test_reload_and_reopening_the_link_resume_at_the_first_unanswered_trial(live, browser, tmp_path):
+    slug = live.load(slug="resume", design={"trials_per_participant": 6, "order": "latin_square",
+                                            "balance": ["stimulus_culture"], "attention_checks": 0,
+                                            "practice": False})
+    driver = browser()
+    _start_trials(driver, live, slug)
+    _answer_n(driver, 3)
+    _wait(driver, lambda d: _css(d, "#trial").get_attribute("data-index") == "3")
+    driver.refresh()
+    assert current_trial(driver)["index"] == "3"
+    assert not _css(driver, "#instructions").is_displayed()  # no instructions again
+    assert _css(driver, "#counter").text == "Image 4 of 6"
+    # Closing the tab and opening the plain study link again.
+    driver.get("about:blank")
+    driver.get(f"{live.url}/s/{slug}")
+    assert current_trial(driver)["index"] == "3"
+    _answer_n(driver, 3)
+    _visible(driver, "#completion-code")
+    responses = _export(live, slug, tmp_path / "export")["responses"]
+    assert sorted(int(r["trial_index"]) for r in responses) == list(range(6))
+
+
+def test_an_answer_given_offline_is_sent_again_after_a_reload(live, browser, tmp_path):
+    slug = live.load(slug="offline", design={"trials_per_participant": 4, "order": "latin_square",
+                                             "balance": ["stimulus_culture"], "attention_checks": 0,
+                                             "practice": False})
+    driver = browser()
+    _start_trials(driver, live, slug)
+    _answer_n(driver, 1)
+    trial = current_trial(driver, after="0")
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
+                           {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    value = answer(driver, trial, "keyboard")
+    _wait(driver, lambda d: "Retrying" in _css(d, "#status").text)
+    pending = driver.execute_script("return Object.keys(localStorage).filter(k => k.includes('pending'))"
+                                    ".map(k => localStorage.getItem(k))")
+    assert len(pending) == 1 and f'"value":{value}' in pending[0]
+    assert len(_export(live, slug, tmp_path / "before")["responses"]) == 1  # not stored yet
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
+                           {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    driver.refresh()
+    assert current_trial(driver)["index"] == "2"
+    responses = {int(r["trial_index"]): r for r in _export(live, slug, tmp_path / "after")["responses"]}
+    assert sorted(responses) == [0, 1] and int(responses[1]["value"]) == value
+    assert responses[1]["response_id"] in pending[0]  # the very answer given offline, stored once
+    assert driver.execute_script("return Object.keys(localStorage).filter(k => k.includes('pending')).length") == 0
+
+
+def test_prolific_participant_resumes_on_another_device_and_is_sent_back_with_the_code(live, browser, tmp_path):
+    slug = live.load(slug="prolific", design={"trials_per_participant": 4, "order": "latin_square",
+                                              "balance": ["stimulus_culture"], "attention_checks": 0,
+                                              "practice": False},
+                     recruitment={"completion_url": f"{live.url}/?cc={{code}}", "completion_code": "PROLIFIC1"})
+    query = "?PROLIFIC_PID=5f1e2d3c4b5a69788796a5b4&STUDY_ID=st123&SESSION_ID=se456"
+    first = browser()
+    _start_trials(first, live, slug, query)
+    _answer_n(first, 2, "mouse")
+    _wait(first, lambda d: _css(d, "#trial").get_attribute("data-index") == "2")
+    first.quit()
+    # The same Prolific id on a fresh browser continues the same participation.
+    second = browser()
+    choose_language(second, live, slug, "en", query)
+    assert current_trial(second)["index"] == "2"
+    _answer_n(second, 2, "mouse")
+    link = _visible(second, "#redirect")
+    assert link.get_attribute("href") == f"{live.url}/?cc=PROLIFIC1"
+    assert _css(second, "#completion-code").text == "PROLIFIC1"
+    assert "5" in _css(second, "#countdown").text
+    started = time.monotonic()
+    _wait(second, lambda d: d.current_url == f"{live.url}/?cc=PROLIFIC1")
+    assert time.monotonic() - started > 3  # time to read the code first
+    (person,) = _export(live, slug, tmp_path / "export")["participants"]
+    assert person["source"] == "prolific" and person["status"] == "completed"
+    assert "5f1e2d3c" not in person["participant_id"]  # a pseudonym, never the recruitment id
+
+
+def test_a_full_group_sees_the_study_is_full(live, browser, shoot, tmp_path):
+    slug = live.load(slug="full", recruitment={"quotas": {"east_asian": 0, "west_african": 5}})
+    driver = browser()
+    choose_language(driver, live, slug, "en")
+    agree(driver)
+    fill_background(driver, group="east_asian")
+    ended = _visible(driver, "#ended")
+    shoot(driver, "desktop-08-quota-full")
+    assert ended.get_attribute("data-reason") == "quota_full"
+    assert "This study is full" in ended.text
+    (person,) = _export(live, slug, tmp_path / "export")["participants"]
+    assert person["status"] == "screened_out"
