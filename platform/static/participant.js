@@ -249,7 +249,8 @@ const CultureLab = (() => {
         done = true;
         document.removeEventListener("keydown", keydown);
         controls().forEach((el) => (el.disabled = true));
-        onAnswer(value, Math.round(performance.now() - shownAt));
+        // The API takes up to an hour; a page left open longer still stores its answer.
+        onAnswer(value, Math.min(3600000, Math.round(performance.now() - shownAt)));
       };
       const keydown = (e) => {
         if (e.ctrlKey || e.metaKey || e.altKey || e.repeat || shownAt === null) return;

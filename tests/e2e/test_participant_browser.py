@@ -169,6 +169,7 @@ def finish(driver, ways: dict[str, str], shoot=None, prefix: str = "") -> dict[i
     _visible(driver, "#instructions")
     if shoot:
         shoot(driver, f"{prefix}04-instructions")
+    shown_before = driver.execute_script("return performance.now()")
     _css(driver, "#begin").click()
     given: dict[int, dict] = {}
     previous = None
@@ -183,6 +184,15 @@ def finish(driver, ways: dict[str, str], shoot=None, prefix: str = "") -> dict[i
             shoot(driver, f"{prefix}05-{stage}")
         left = left_image_sha(driver) if trial["kind"] == "choice" and trial["index"] != "practice" else None
         total = _css(driver, "#progress").get_attribute("aria-valuemax")
+        if trial["index"] != "practice":
+            # Progress is shown, and this trial's images were fetched while the one before was on screen.
+            assert _css(driver, "#counter").text == f"Image {int(trial['index']) + 1} of {total}"
+            assert _css(driver, "#progress").get_attribute("aria-valuenow") == trial["index"]
+            fetched = driver.execute_script(
+                "return [...document.querySelectorAll('#images img')].map(img => Math.min(...performance"
+                ".getEntriesByName(img.src).map(e => e.startTime)))")
+            assert all(t < shown_before for t in fetched), (trial, fetched, shown_before)
+        shown_before = driver.execute_script("return performance.now()")
         value = answer(driver, trial, ways.get(trial["kind"], "mouse"))
         if trial["index"] != "practice":
             given[int(trial["index"])] = {**trial, "value": value, "left": left, "total": int(total)}
@@ -262,16 +272,17 @@ def test_chinese_journey_on_a_phone(live, browser, shoot, tmp_path):
         trial = current_trial(driver, after=previous)
         texts.add(trial["question"])
         _no_sideways_scroll(driver)
-        buttons = _all(driver, "#answer button, #images .pick")
+        boxes = driver.execute_script(
+            "return [...document.querySelectorAll('#answer button, #images .pick')].map(b => b.getBoundingClientRect())")
         # Touch targets: at least 44 CSS px high (WCAG 2.5.5), all on screen without scrolling.
-        for b in buttons:
-            assert b.size["height"] >= 44, (trial, b.size)
-            assert b.location["y"] + b.size["height"] <= 844, (trial, b.location)
-        if trial["kind"] == "likert":
-            assert len({b.location["y"] for b in _all(driver, "#answer .likert button")}) == 1  # one row
-        if trial["kind"] not in seen:
-            seen.add(trial["kind"])
-            shoot(driver, f"phone-05-{trial['kind'] if trial['index'] != 'practice' else 'practice'}")
+        for box in boxes:
+            assert box["height"] >= 44 and box["bottom"] <= 844, (trial, box)
+        if trial["kind"] in ("likert", "attention"):
+            assert len({box["top"] for box in boxes}) == 1, (trial, boxes)  # the whole scale on one row
+        stage = "practice" if trial["index"] == "practice" else trial["kind"]
+        if stage not in seen:
+            seen.add(stage)
+            shoot(driver, f"phone-05-{stage}")
         answer(driver, trial, "mouse")
         previous = trial["index"]
         _wait(driver, lambda d: _all(d, "#completion-code") or (
@@ -339,29 +350,39 @@ def test_reload_and_reopening_the_link_resume_at_the_first_unanswered_trial(live
     assert sorted(int(r["trial_index"]) for r in responses) == list(range(6))
 
 
-def test_an_answer_given_offline_is_sent_again_after_a_reload(live, browser, tmp_path):
+def test_answers_given_offline_are_retried_and_sent_again_after_a_reload(live, browser, tmp_path):
     slug = live.load(slug="offline", design={"trials_per_participant": 4, "order": "latin_square",
                                              "balance": ["stimulus_culture"], "attention_checks": 0,
                                              "practice": False})
     driver = browser()
     _start_trials(driver, live, slug)
-    _answer_n(driver, 1)
-    trial = current_trial(driver, after="0")
+
+    def network(offline: bool) -> None:
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions",
+                               {"offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+
     driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
-                           {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    # The connection drops while the first answer is sent: the page retries until it is stored.
+    trial = current_trial(driver)
+    network(offline=True)
+    first = answer(driver, trial, "keyboard")
+    _wait(driver, lambda d: "Retrying" in _css(d, "#status").text)
+    network(offline=False)
+    trial = current_trial(driver, after="0")
+    # The connection drops again, and this time the participant reloads before it is back.
+    network(offline=True)
     value = answer(driver, trial, "keyboard")
     _wait(driver, lambda d: "Retrying" in _css(d, "#status").text)
     pending = driver.execute_script("return Object.keys(localStorage).filter(k => k.includes('pending'))"
                                     ".map(k => localStorage.getItem(k))")
     assert len(pending) == 1 and f'"value":{value}' in pending[0]
-    assert len(_export(live, slug, tmp_path / "before")["responses"]) == 1  # not stored yet
-    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
-                           {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    before = _export(live, slug, tmp_path / "before")["responses"]
+    assert [int(r["value"]) for r in before] == [first]  # the first once; the second not yet
+    network(offline=False)
     driver.refresh()
     assert current_trial(driver)["index"] == "2"
     responses = {int(r["trial_index"]): r for r in _export(live, slug, tmp_path / "after")["responses"]}
-    assert sorted(responses) == [0, 1] and int(responses[1]["value"]) == value
+    assert sorted(responses) == [0, 1] and [int(responses[i]["value"]) for i in (0, 1)] == [first, value]
     assert responses[1]["response_id"] in pending[0]  # the very answer given offline, stored once
     assert driver.execute_script("return Object.keys(localStorage).filter(k => k.includes('pending')).length") == 0
 
