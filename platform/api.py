@@ -12,12 +12,13 @@ from typing import Any, TypeVar
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_babel import force_locale, gettext
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import Row
 from werkzeug.exceptions import HTTPException
 
 from culturelab.platform import journey
 from culturelab.platform.db import get_session
 from culturelab.platform.extensions import limiter
-from culturelab.platform.models import Participant, Stimulus, Trial
+from culturelab.platform.models import Participant
 from culturelab.platform.validation import Answer, Background, Consent, CreateParticipant, Language, describe
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -141,7 +142,7 @@ def respond(token: str):
     stored = journey.record_response(session, participant, data.trial_id, data.response_id, data.value, data.rt_ms)
     # The reply carries the next trial, so a participant's page needs one round trip per answer. It is
     # read inside the answer's transaction (one BEGIN/COMMIT per request) and sent only once committed.
-    payload = {"stored": stored.created, "response_id": stored.response.response_id,
+    payload = {"stored": stored.created, "response_id": stored.response_id,
                "next": _next_payload(session, participant)}
     session.commit()
     return jsonify(payload), 201 if stored.created else 200
@@ -151,19 +152,24 @@ def _next_payload(session, participant: Participant) -> dict[str, Any]:
     trial, following = journey.upcoming(session, participant)
     if trial is None:
         return journey.completion(participant)
-    preload = [] if following is None else [_media_url(s) for s in _images(following)]
+    preload = [] if following is None else [_media_url(sha256) for _, sha256 in _images(following)]
     return {"done": False, "trial": trial_payload(participant, trial), "preload": preload}
 
 
-def _images(trial: Trial) -> list[Stimulus]:
-    return [trial.stimulus] + ([trial.stimulus_b] if trial.stimulus_b is not None else [])
+def _images(trial: Row) -> list[tuple[str, str]]:
+    """(stimulus id, sha256) of the trial's image, and of the right-hand one of a choice."""
+    images = [(trial.stimulus_key, trial.stimulus_sha256)]
+    if trial.stimulus_b_key is not None:
+        images.append((trial.stimulus_b_key, trial.stimulus_b_sha256))
+    return images
 
 
-def _media_url(stimulus: Stimulus) -> str:
-    return url_for("pages.media", sha256=stimulus.sha256)
+def _media_url(sha256: str) -> str:
+    return url_for("pages.media", sha256=sha256)
 
 
-def trial_payload(participant: Participant, trial: Trial) -> dict[str, Any]:
+def trial_payload(participant: Participant, trial: Row) -> dict[str, Any]:
+    """The trial as the page shows it; ``trial`` is a row of journey.upcoming."""
     spec = journey.spec_of(participant.study)
     lang = participant.language
     if trial.kind == "attention":
@@ -184,5 +190,5 @@ def trial_payload(participant: Participant, trial: Trial) -> dict[str, Any]:
         "total": participant.n_trials,
         "kind": trial.kind,
         "question": question,
-        "stimuli": [{"id": s.key, "url": _media_url(s)} for s in _images(trial)],
+        "stimuli": [{"id": key, "url": _media_url(sha256)} for key, sha256 in _images(trial)],
     }

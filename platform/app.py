@@ -41,7 +41,9 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
-    app.jinja_env.filters["language_name"] = lambda tag: Locale.parse(tag, sep="-").get_display_name().capitalize()
+    app.jinja_env.filters["language_name"] = lambda tag: (
+        Locale.parse(tag, sep="-").get_display_name().capitalize()
+    )
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

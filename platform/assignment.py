@@ -73,7 +73,9 @@ def _split(total: int, parts: int, rotate: int) -> list[int]:
     return counts
 
 
-def plan_trials(spec: StudySpec, by_culture: dict[str, list[int]], seed: int, ordinal: int) -> list[PlannedTrial]:
+def plan_trials(
+    spec: StudySpec, by_culture: dict[str, list[int]], seed: int, ordinal: int
+) -> list[PlannedTrial]:
     """The participant's trials in the order shown. ``by_culture`` maps culture -> stimulus ids (non-empty)."""
     rng = random.Random(seed)
     design = spec.design
@@ -125,11 +127,15 @@ def plan_trials(spec: StudySpec, by_culture: dict[str, list[int]], seed: int, or
         likert = next((q for q in spec.questions if q.kind == "likert"), None)
         low, high = likert.bounds if likert else (1, 5)
         total = len(trials) + design.attention_checks
-        slots = {round((j + 1) * total / (design.attention_checks + 1)) for j in range(design.attention_checks)}
+        slots = {
+            round((j + 1) * total / (design.attention_checks + 1)) for j in range(design.attention_checks)
+        }
         slots = sorted(min(max(s, 1), total - 1) for s in slots)
         for slot in slots:
             culture = rng.choice(cultures)
-            check = PlannedTrial("attention", ATTENTION_QUESTION, pools.draw(culture), expected=rng.randint(low, high))
+            check = PlannedTrial(
+                "attention", ATTENTION_QUESTION, pools.draw(culture), expected=rng.randint(low, high)
+            )
             trials.insert(slot, check)
     return trials
 

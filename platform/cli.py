@@ -35,8 +35,14 @@ class CultureLabGroup(FlaskGroup):
 
     # name -> (module:attribute, the short help shown by --help without importing the module)
     lazy = {
-        "generate": ("culturelab.generation.cli:generate", "Train the culture-conditioned GAN, sample stimulus sets."),
-        "analyze": ("culturelab.analysis.cli:analyze", "Analyse an export data package: report.html, results.json."),
+        "generate": (
+            "culturelab.generation.cli:generate",
+            "Train the culture-conditioned GAN, sample stimulus sets.",
+        ),
+        "analyze": (
+            "culturelab.analysis.cli:analyze",
+            "Analyse an export data package: report.html, results.json.",
+        ),
         "power": ("culturelab.analysis.cli:power", "Simulation-based power for planning a study."),
         "simulate-data": ("culturelab.analysis.cli:simulate_data", "Write a simulated export package."),
     }
@@ -87,6 +93,7 @@ def _engine():
 
 # -- database -------------------------------------------------------------------------------------------
 
+
 @main.group()
 def db() -> None:
     """Database schema (Alembic migrations)."""
@@ -112,6 +119,7 @@ def _require_schema() -> None:
 
 # -- studies --------------------------------------------------------------------------------------------
 
+
 @main.group()
 def study() -> None:
     """Study files: validate and load."""
@@ -133,8 +141,10 @@ def _read_checked(file: Path):
 def study_validate(file: Path) -> None:
     """Check a study file and its stimulus sets without touching the database."""
     spec = _read_checked(file)
-    click.echo(f"ok: study {spec.slug!r}, {len(spec.questions)} question(s), "
-               f"{len(spec.culture_groups)} culture group(s), languages {', '.join(spec.languages)}")
+    click.echo(
+        f"ok: study {spec.slug!r}, {len(spec.questions)} question(s), "
+        f"{len(spec.culture_groups)} culture group(s), languages {', '.join(spec.languages)}"
+    )
 
 
 @study.command("load")
@@ -161,6 +171,7 @@ def _load(file: Path):
 
 
 # -- researchers -----------------------------------------------------------------------------------------
+
 
 @main.group()
 def researcher() -> None:
@@ -190,9 +201,12 @@ def researcher_create(email: str, password: str) -> None:
 
 # -- export -----------------------------------------------------------------------------------------------
 
+
 @main.command("export")
 @click.option("--study", "slug", required=True, help="The study's slug.")
-@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Folder to write.")
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Folder to write."
+)
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @with_appcontext
 def export(slug: str, out: Path, fmt: str) -> None:
@@ -209,6 +223,7 @@ def export(slug: str, out: Path, fmt: str) -> None:
 
 
 # -- serving ----------------------------------------------------------------------------------------------
+
 
 def _serve(host: str, port: int, workers: int, threads: int = 8) -> None:
     from gunicorn.app.base import BaseApplication
@@ -240,10 +255,20 @@ def _serve(host: str, port: int, workers: int, threads: int = 8) -> None:
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
-              help="gunicorn worker processes (they share the database, nothing else).")
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
-              help="Request threads per worker process.")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="gunicorn worker processes (they share the database, nothing else).",
+)
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Request threads per worker process.",
+)
 @with_appcontext
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the platform with gunicorn."""

@@ -21,7 +21,15 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from culturelab.platform.journey import spec_of
-from culturelab.platform.models import Participant, Response, Stimulus, StimulusSet, Study, Trial, study_stimulus_sets
+from culturelab.platform.models import (
+    Participant,
+    Response,
+    Stimulus,
+    StimulusSet,
+    Study,
+    Trial,
+    study_stimulus_sets,
+)
 
 BATCH = 5000
 
@@ -36,13 +44,21 @@ class Field:
 PARTICIPANTS = [
     Field("participant_id", "string", "Pseudonym of the participant (never the recruitment id)"),
     Field("study", "string", "Study slug"),
-    Field("culture_group", "string", "Culture group the participant chose (a study culture_groups id); empty if not answered"),
+    Field(
+        "culture_group",
+        "string",
+        "Culture group the participant chose (a study culture_groups id); empty if not answered",
+    ),
     Field("country_of_birth", "string", "ISO 3166-1 alpha-2 code, or empty"),
     Field("country_of_residence", "string", "ISO 3166-1 alpha-2 code, or empty"),
     Field("language", "string", "BCP 47 tag of the interface language used"),
     Field("age", "integer", "Age in years (18-120), or empty"),
     Field("gender", "string", "Gender as the participant described it, or empty"),
-    Field("art_training", "integer", "Art or design training: 0 none, 1 some courses, 2 degree, 3 professional; or empty"),
+    Field(
+        "art_training",
+        "integer",
+        "Art or design training: 0 none, 1 some courses, 2 degree, 3 professional; or empty",
+    ),
     Field("source", "string", "Recruitment source: prolific, mturk or link"),
     Field("status", "string", "started, completed, withdrawn or screened_out"),
     Field("started_at", "datetime", "When the participant opened the study (UTC)"),
@@ -67,7 +83,11 @@ RESPONSES = [
     Field("question_id", "string", "Question id from the study file ('attention' for attention checks)"),
     Field("stimulus_id", "string", "The image rated; for choice, the left-hand image"),
     Field("stimulus_id_b", "string", "Choice: the right-hand image; else empty"),
-    Field("value", "number", "likert: the point; slider: 0-100; choice: 0 = stimulus_id, 1 = stimulus_id_b; attention: the answer"),
+    Field(
+        "value",
+        "number",
+        "likert: the point; slider: 0-100; choice: 0 = stimulus_id, 1 = stimulus_id_b; attention: the answer",
+    ),
     Field("correct", "boolean", "Attention checks: whether the instructed answer was given; else empty"),
     Field("rt_ms", "integer", "Response time measured in the browser (ms)"),
     Field("created_at", "datetime", "When the server stored the answer (UTC)"),
@@ -103,9 +123,21 @@ def _participant_rows(session: Session, study: Study) -> Iterator[tuple]:
     )
     for p, total, passed in session.execute(query):
         yield (
-            p.pseudonym, study.slug, p.culture_group, p.country_of_birth, p.country_of_residence, p.language,
-            p.age, p.gender, p.art_training, p.source, p.status, _iso(p.started_at), _iso(p.completed_at),
-            int(passed or 0), int(total or 0),
+            p.pseudonym,
+            study.slug,
+            p.culture_group,
+            p.country_of_birth,
+            p.country_of_residence,
+            p.language,
+            p.age,
+            p.gender,
+            p.art_training,
+            p.source,
+            p.status,
+            _iso(p.started_at),
+            _iso(p.completed_at),
+            int(passed or 0),
+            int(total or 0),
         )
 
 
@@ -126,8 +158,17 @@ def _response_rows(session: Session, study: Study) -> Iterator[tuple]:
     stim_a, stim_b = aliased(Stimulus), aliased(Stimulus)
     query = (
         select(
-            Response.response_id, Participant.pseudonym, Trial.position, Trial.kind, Trial.question_id,
-            stim_a.key, stim_b.key, Response.value, Response.correct, Response.rt_ms, Response.created_at,
+            Response.response_id,
+            Participant.pseudonym,
+            Trial.position,
+            Trial.kind,
+            Trial.question_id,
+            stim_a.key,
+            stim_b.key,
+            Response.value,
+            Response.correct,
+            Response.rt_ms,
+            Response.created_at,
         )
         .join(Trial, Trial.id == Response.trial_id)
         .join(Participant, Participant.id == Response.participant_id)
@@ -148,7 +189,9 @@ def _write_csv(path: Path, fields: list[Field], rows: Iterable[tuple]) -> int:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow([fld.name for fld in fields])
         for row in rows:
-            writer.writerow(["" if v is None else ("true" if v is True else "false" if v is False else v) for v in row])
+            writer.writerow(
+                ["" if v is None else ("true" if v is True else "false" if v is False else v) for v in row]
+            )
             n += 1
     return n
 
@@ -157,8 +200,13 @@ def _write_parquet(path: Path, fields: list[Field], rows: Iterable[tuple]) -> in
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    types = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(),
-             "datetime": pa.string()}
+    types = {
+        "string": pa.string(),
+        "integer": pa.int64(),
+        "number": pa.float64(),
+        "boolean": pa.bool_(),
+        "datetime": pa.string(),
+    }
     schema = pa.schema([pa.field(fld.name, types[fld.type]) for fld in fields])
     n = 0
     with pq.ParquetWriter(path, schema) as writer:
@@ -204,11 +252,23 @@ def export_study(session: Session, slug: str, out: Path, fmt: str = "csv") -> di
         tables = [
             ("participants", PARTICIPANTS, _participant_rows, "participant_id", []),
             ("stimuli", STIMULI, _stimulus_rows, "stimulus_id", []),
-            ("responses", RESPONSES, _response_rows, "response_id", [
-                {"fields": "participant_id", "reference": {"resource": "participants", "fields": "participant_id"}},
-                {"fields": "stimulus_id", "reference": {"resource": "stimuli", "fields": "stimulus_id"}},
-                {"fields": "stimulus_id_b", "reference": {"resource": "stimuli", "fields": "stimulus_id"}},
-            ]),
+            (
+                "responses",
+                RESPONSES,
+                _response_rows,
+                "response_id",
+                [
+                    {
+                        "fields": "participant_id",
+                        "reference": {"resource": "participants", "fields": "participant_id"},
+                    },
+                    {"fields": "stimulus_id", "reference": {"resource": "stimuli", "fields": "stimulus_id"}},
+                    {
+                        "fields": "stimulus_id_b",
+                        "reference": {"resource": "stimuli", "fields": "stimulus_id"},
+                    },
+                ],
+            ),
         ]
         counts, resources = {}, []
         for name, fields, rows, key, foreign_keys in tables:
@@ -221,11 +281,17 @@ def export_study(session: Session, slug: str, out: Path, fmt: str = "csv") -> di
             }
             if foreign_keys:
                 schema["foreignKeys"] = foreign_keys
-            resources.append({
-                "name": name, "path": path, "profile": "tabular-data-resource", "format": fmt,
-                "mediatype": "text/csv" if fmt == "csv" else "application/vnd.apache.parquet",
-                "encoding": "utf-8", "schema": schema,
-            })
+            resources.append(
+                {
+                    "name": name,
+                    "path": path,
+                    "profile": "tabular-data-resource",
+                    "format": fmt,
+                    "mediatype": "text/csv" if fmt == "csv" else "application/vnd.apache.parquet",
+                    "encoding": "utf-8",
+                    "schema": schema,
+                }
+            )
         package = {
             "profile": "tabular-data-package",
             "name": slug,
@@ -234,7 +300,9 @@ def export_study(session: Session, slug: str, out: Path, fmt: str = "csv") -> di
             "resources": resources,
             "culturelab": _design(study),
         }
-        (tmp / "datapackage.json").write_text(json.dumps(package, indent=2, ensure_ascii=False), encoding="utf-8")
+        (tmp / "datapackage.json").write_text(
+            json.dumps(package, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
         if out.exists():
             shutil.rmtree(out)
         tmp.replace(out)

@@ -12,9 +12,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Row, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from culturelab.platform.assignment import plan_trials
 from culturelab.platform.models import (
@@ -38,6 +39,34 @@ class JourneyError(Exception):
 
 _specs: dict[str, StudySpec] = {}
 
+# The answer path's statements, built once: answering is most of what a running study serves, and on
+# it building a statement (and its cache key) costs more than running it. Trials and stimuli are read
+# and responses written as plain rows (SQLAlchemy Core): nothing there needs the ORM's bookkeeping.
+_trials, _stimuli = Trial.__table__, Stimulus.__table__
+_stimuli_b = _stimuli.alias("stimuli_b")
+_PARTICIPANT = (
+    select(Participant)
+    .where(Participant.token == bindparam("token"))
+    # The study comes in the same query (every participant request needs it); its spec document only
+    # when spec_of has not parsed this version yet.
+    .options(joinedload(Participant.study).defer(Study.spec))
+)
+_PARTICIPANT_LOCKED = _PARTICIPANT.with_for_update()
+_TRIAL = select(_trials).where(_trials.c.id == bindparam("trial_id"))
+_UPCOMING = (
+    select(
+        _trials.c.id, _trials.c.position, _trials.c.kind, _trials.c.question_id, _trials.c.expected,
+        _stimuli.c.key.label("stimulus_key"), _stimuli.c.sha256.label("stimulus_sha256"),
+        _stimuli_b.c.key.label("stimulus_b_key"), _stimuli_b.c.sha256.label("stimulus_b_sha256"),
+    )
+    .join(_stimuli, _stimuli.c.id == _trials.c.stimulus_id)
+    .outerjoin(_stimuli_b, _stimuli_b.c.id == _trials.c.stimulus_b_id)
+    .where(_trials.c.participant_id == bindparam("participant_id"))
+    .where(_trials.c.position.between(bindparam("first"), bindparam("last")))
+)
+_INSERT_RESPONSE = insert(Response.__table__)
+_RESPONSE_BY_ID = select(Response.__table__).where(Response.__table__.c.response_id == bindparam("response_id"))
+
 
 def spec_of(study: Study) -> StudySpec:
     """The study's validated spec; parsed once per worker and spec version (keyed by its sha256)."""
@@ -56,16 +85,7 @@ def get_study(session: Session, slug: str) -> Study:
 
 
 def get_participant(session: Session, token: str, *, lock: bool = False) -> Participant:
-    # The study comes in the same query (every participant request needs it); its spec document only
-    # when spec_of has not parsed this version yet.
-    query = (
-        select(Participant)
-        .where(Participant.token == token)
-        .options(joinedload(Participant.study).defer(Study.spec))
-    )
-    if lock:
-        query = query.with_for_update()
-    participant = session.scalar(query)
+    participant = session.scalar(_PARTICIPANT_LOCKED if lock else _PARTICIPANT, {"token": token})
     if participant is None:
         raise JourneyError(404, "unknown_participant", "this participation link is not valid")
     return participant
@@ -84,7 +104,9 @@ def create_participant(
     spec = spec_of(study)
     if language is not None and language not in spec.languages:
         raise JourneyError(
-            400, "bad_language", f"language {language!r} is not offered by this study (one of {', '.join(spec.languages)})"
+            400,
+            "bad_language",
+            f"language {language!r} is not offered by this study (one of {', '.join(spec.languages)})",
         )
     if external_id is not None:
         existing = session.scalar(
@@ -218,20 +240,18 @@ def next_trial_position(participant: Participant) -> int | None:
     return participant.n_answered
 
 
-def upcoming(session: Session, participant: Participant) -> tuple[Trial | None, Trial | None]:
-    """The current trial and the one after it (for preloading its images), with their stimuli, in one query.
+def upcoming(session: Session, participant: Participant) -> tuple[Row | None, Row | None]:
+    """The current trial and the one after it (for preloading its images), in one query.
 
+    Rows with the trial's columns (id, position, kind, question_id, expected) and its images'
+    stimulus_key, stimulus_sha256, stimulus_b_key, stimulus_b_sha256 (None unless a choice).
     Raises JourneyError when the participant is not at the trials stage.
     """
     current = next_trial_position(participant)
     if current is None:
         return None, None
-    trials = session.scalars(
-        select(Trial)
-        .where(Trial.participant_id == participant.id, Trial.position.in_([current, current + 1]))
-        .options(joinedload(Trial.stimulus), joinedload(Trial.stimulus_b))
-    ).all()
-    by_position = {t.position: t for t in trials}
+    rows = session.execute(_UPCOMING, {"participant_id": participant.id, "first": current, "last": current + 1})
+    by_position = {row.position: row for row in rows}
     return by_position.get(current), by_position.get(current + 1)
 
 
@@ -248,7 +268,7 @@ def completion(participant: Participant) -> dict[str, Any]:
 @dataclass
 class Stored:
     created: bool
-    response: Response
+    response_id: str
 
 
 def record_response(
@@ -259,45 +279,42 @@ def record_response(
     The same response_id again (a double click, a retry after a lost reply) stores nothing and is not an
     error; a different answer to an answered trial is 409, and so is an answer that skips ahead.
     """
-    trial = session.get(Trial, trial_id)
+    trial = session.execute(_TRIAL, {"trial_id": trial_id}).first()
     try:
         _check_answer(participant, trial, trial_id, value)
     except JourneyError:
         # A replay (a retry whose first try was stored) can only land here, or on the unique response_id
         # below, so the response_id is looked up only then, not on every answer.
-        previous = session.scalar(select(Response).where(Response.response_id == response_id))
+        previous = session.execute(_RESPONSE_BY_ID, {"response_id": response_id}).first()
         if previous is not None:
             return _replayed(previous, participant, trial_id, value)
         raise
-    response = Response(
-        response_id=response_id,
-        participant_id=participant.id,
-        trial_id=trial.id,
-        value=value,
-        correct=(value == trial.expected) if trial.kind == "attention" else None,
-        rt_ms=rt_ms,
-    )
-    session.add(response)
     try:
         # The unique trial_id turns a racing second answer into an IntegrityError, on every backend.
-        # Nothing else is written before this insert, so rolling back the whole transaction loses
-        # nothing (and saves a savepoint's two round trips on every answer).
-        session.flush()
+        # Nothing is written before this insert, so rolling back the whole transaction loses nothing
+        # (and saves a savepoint's two round trips on every answer).
+        session.execute(_INSERT_RESPONSE, {
+            "response_id": response_id, "participant_id": participant.id, "trial_id": trial.id, "value": value,
+            "correct": (value == trial.expected) if trial.kind == "attention" else None, "rt_ms": rt_ms,
+        })
     except IntegrityError:
         session.rollback()
-        again = session.scalar(select(Response).where(Response.response_id == response_id))
+        again = session.execute(_RESPONSE_BY_ID, {"response_id": response_id}).first()
         if again is not None:
             return _replayed(again, participant, trial_id, value)
         raise JourneyError(409, "already_answered", f"trial {trial_id} was already answered") from None
-    participant.n_answered = trial.position + 1
-    if participant.n_answered >= participant.n_trials:
-        participant.status, participant.completed_at = "completed", utcnow()
+    progress: dict[str, Any] = {"n_answered": trial.position + 1}
+    if progress["n_answered"] >= participant.n_trials:
         code = spec_of(participant.study).recruitment.completion_code
-        participant.completion_code = code or secrets.token_hex(4).upper()
-    return Stored(True, response)
+        progress.update(status="completed", completed_at=utcnow(), completion_code=code or secrets.token_hex(4).upper())
+    session.execute(update(Participant.__table__).where(Participant.__table__.c.id == participant.id).values(progress))
+    # The loaded participant shows the new state without a flush of its own (one UPDATE, as above).
+    for key, value_ in progress.items():
+        set_committed_value(participant, key, value_)
+    return Stored(True, response_id)
 
 
-def _check_answer(participant: Participant, trial: Trial | None, trial_id: int, value: int) -> None:
+def _check_answer(participant: Participant, trial: Row | None, trial_id: int, value: int) -> None:
     _require_active(participant)
     if trial is None or trial.participant_id != participant.id:
         raise JourneyError(404, "unknown_trial", f"trial {trial_id} is not one of this participant's trials")
@@ -310,13 +327,13 @@ def _check_answer(participant: Participant, trial: Trial | None, trial_id: int, 
         raise JourneyError(400, "invalid", f"value: expected an integer from {low} to {high}, got {value}")
 
 
-def _replayed(previous: Response, participant: Participant, trial_id: int, value: int) -> Stored:
+def _replayed(previous: Row, participant: Participant, trial_id: int, value: int) -> Stored:
     if previous.participant_id == participant.id and previous.trial_id == trial_id and previous.value == value:
-        return Stored(False, previous)
+        return Stored(False, previous.response_id)
     raise JourneyError(409, "response_id_reused", "this response_id was already used for a different answer")
 
 
-def _bounds(participant: Participant, trial: Trial) -> tuple[int, int]:
+def _bounds(participant: Participant, trial: Row) -> tuple[int, int]:
     spec = spec_of(participant.study)
     if trial.kind == "attention":
         likert = next((q for q in spec.questions if q.kind == "likert"), None)

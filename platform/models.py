@@ -54,7 +54,9 @@ class Study(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    groups: Mapped[list[CultureGroup]] = relationship(back_populates="study", order_by="CultureGroup.position")
+    groups: Mapped[list[CultureGroup]] = relationship(
+        back_populates="study", order_by="CultureGroup.position"
+    )
     stimulus_sets: Mapped[list[StimulusSet]] = relationship(secondary="study_stimulus_sets")
 
 

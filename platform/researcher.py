@@ -52,7 +52,9 @@ class LoginForm(FlaskForm):
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        researcher = get_session().scalar(select(Researcher).where(Researcher.email == form.email.data.strip().lower()))
+        researcher = get_session().scalar(
+            select(Researcher).where(Researcher.email == form.email.data.strip().lower())
+        )
         if researcher is not None and check_password_hash(researcher.password_hash, form.password.data):
             login_user(researcher)
             return redirect(url_for("researcher.dashboard"))
@@ -72,15 +74,18 @@ def logout():
 def dashboard():
     session = get_session()
     studies = session.scalars(select(Study).order_by(Study.slug)).all()
-    return render_template("researcher/dashboard.html", studies=[_recruitment(session, s) for s in studies],
-                           user=current_user)
+    return render_template(
+        "researcher/dashboard.html", studies=[_recruitment(session, s) for s in studies], user=current_user
+    )
 
 
 def _recruitment(session, study: Study) -> dict:
     spec = spec_of(study)
     by_status = dict(
         session.execute(
-            select(Participant.status, func.count()).where(Participant.study_id == study.id).group_by(Participant.status)
+            select(Participant.status, func.count())
+            .where(Participant.study_id == study.id)
+            .group_by(Participant.status)
         ).all()
     )
     completed = dict(
@@ -92,16 +97,27 @@ def _recruitment(session, study: Study) -> dict:
     )
     labels = {g.id: g.label.get("en") or next(iter(g.label.values())) for g in spec.culture_groups}
     groups = [
-        {"id": g.key, "label": labels.get(g.key, g.key), "quota": g.quota, "filled": g.filled,
-         "completed": completed.get(g.key, 0)}
-        for g in session.scalars(select(CultureGroup).where(CultureGroup.study_id == study.id)
-                                 .order_by(CultureGroup.position))
+        {
+            "id": g.key,
+            "label": labels.get(g.key, g.key),
+            "quota": g.quota,
+            "filled": g.filled,
+            "completed": completed.get(g.key, 0),
+        }
+        for g in session.scalars(
+            select(CultureGroup).where(CultureGroup.study_id == study.id).order_by(CultureGroup.position)
+        )
     ]
     responses = session.scalar(
         select(func.count()).select_from(Response).join(Participant).where(Participant.study_id == study.id)
     )
-    return {"slug": study.slug, "title": spec.title.get("en") or next(iter(spec.title.values())),
-            "status": by_status, "groups": groups, "responses": responses}
+    return {
+        "slug": study.slug,
+        "title": spec.title.get("en") or next(iter(spec.title.values())),
+        "status": by_status,
+        "groups": groups,
+        "responses": responses,
+    }
 
 
 @bp.get("/studies/<slug>/export.zip")
@@ -123,4 +139,6 @@ def export(slug: str):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     buffer.seek(0)
-    return send_file(buffer, mimetype="application/zip", as_attachment=True, download_name=f"{slug}-{fmt}.zip")
+    return send_file(
+        buffer, mimetype="application/zip", as_attachment=True, download_name=f"{slug}-{fmt}.zip"
+    )

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from culturelab.platform.models import StimulusSet, Stimulus
+from culturelab.platform.models import Stimulus, StimulusSet
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ class Manifest(BaseModel):
 
     schema_: Literal["culturelab.stimuli/1"] = Field(alias="schema")
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    cultures: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(min_length=1)]
+    cultures: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(min_length=1)
+    ]
     generator: dict | None = None
     stimuli: Annotated[list[Entry], Field(min_length=1)]
 
@@ -93,7 +95,9 @@ def read_manifest(folder: Path) -> tuple[Manifest, str]:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        raise StimulusSetError(f"{path}: {loc + ': ' if loc else ''}{err['msg'].removeprefix('Value error, ')}") from None
+        raise StimulusSetError(
+            f"{path}: {loc + ': ' if loc else ''}{err['msg'].removeprefix('Value error, ')}"
+        ) from None
     return manifest, hashlib.sha256(raw).hexdigest()
 
 
@@ -106,14 +110,17 @@ def verify_files(folder: Path, manifest: Manifest) -> None:
         except OSError:
             raise StimulusSetError(f"stimulus {entry.id!r}: file {entry.file} is missing") from None
         if hashlib.sha256(data).hexdigest() != entry.sha256:
-            raise StimulusSetError(f"stimulus {entry.id!r}: {entry.file} does not match its sha256 (corrupt or changed)")
+            raise StimulusSetError(
+                f"stimulus {entry.id!r}: {entry.file} does not match its sha256 (corrupt or changed)"
+            )
         if not data.startswith(PNG_SIGNATURE) or len(data) < 24:
             raise StimulusSetError(f"stimulus {entry.id!r}: {entry.file} is not a PNG image")
         # The IHDR chunk always comes first: width and height are its first two big-endian ints.
         size = struct.unpack(">II", data[16:24])
         if size != (entry.width, entry.height):
             raise StimulusSetError(
-                f"stimulus {entry.id!r}: {entry.file} is {size[0]}x{size[1]}, the manifest says {entry.width}x{entry.height}"
+                f"stimulus {entry.id!r}: {entry.file} is {size[0]}x{size[1]}, "
+                f"the manifest says {entry.width}x{entry.height}"
             )
 
 
@@ -135,7 +142,10 @@ def import_set(session: Session, folder: Path, media_dir: Path) -> StimulusSet:
             shutil.copyfile(folder / entry.file, tmp)
             tmp.replace(target)
     stimulus_set = StimulusSet(
-        name=manifest.name, manifest_sha256=manifest_sha, cultures=manifest.cultures, generator=manifest.generator
+        name=manifest.name,
+        manifest_sha256=manifest_sha,
+        cultures=manifest.cultures,
+        generator=manifest.generator,
     )
     stimulus_set.stimuli = [
         Stimulus(

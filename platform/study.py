@@ -138,7 +138,9 @@ class StudySpec(Strict):
             problems.append("questions: two questions share an id")
         for key in self.match:
             if key not in group_ids:
-                problems.append(f"match.{key}: not a culture group id (expected one of {', '.join(group_ids)})")
+                problems.append(
+                    f"match.{key}: not a culture group id (expected one of {', '.join(group_ids)})"
+                )
         for key in self.recruitment.quotas:
             if key not in group_ids:
                 problems.append(

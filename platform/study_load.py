@@ -60,7 +60,9 @@ def load_study(session: Session, spec: StudySpec, base_dir: Path, media_dir: Pat
         for stimulus in stimulus_set.stimuli:
             # Exports name stimuli by their manifest id, so the study's sets must not share one.
             if (other := owner.setdefault(stimulus.key, stimulus_set.name)) != stimulus_set.name:
-                problems.append(f"stimulus_sets: stimulus id {stimulus.key!r} is in both {other!r} and {stimulus_set.name!r}")
+                problems.append(
+                    f"stimulus_sets: stimulus id {stimulus.key!r} is in both {other!r} and {stimulus_set.name!r}"
+                )
                 break
     if problems:
         raise StudyError(problems)
@@ -81,7 +83,9 @@ def load_study(session: Session, spec: StudySpec, base_dir: Path, media_dir: Pat
     if study.spec_sha256 == digest:
         return LoadResult(study, "unchanged")
 
-    started = session.scalar(select(func.count()).select_from(Participant).where(Participant.study_id == study.id))
+    started = session.scalar(
+        select(func.count()).select_from(Participant).where(Participant.study_id == study.id)
+    )
     if started:
         old, new = _structure(study.spec), _structure(document)
         changed = [key for key in new if old[key] != new[key]]

@@ -6,7 +6,9 @@ import uuid
 
 
 class Bot:
-    def __init__(self, client, slug: str, *, language: str = "en", external_id: str | None = None, source=None):
+    def __init__(
+        self, client, slug: str, *, language: str = "en", external_id: str | None = None, source=None
+    ):
         self.client, self.slug = client, slug
         body = {"language": language}
         if external_id:
@@ -22,8 +24,16 @@ class Bot:
         return self.client.post(f"{self.base}/consent", json={"consent": value})
 
     def background(self, group: str = "east_asian", **extra):
-        body = {"culture_group": group, "country_of_birth": "JP", "country_of_residence": "GB",
-                "languages": ["ja", "en"], "age": 30, "gender": "female", "art_training": 1, **extra}
+        body = {
+            "culture_group": group,
+            "country_of_birth": "JP",
+            "country_of_residence": "GB",
+            "languages": ["ja", "en"],
+            "age": 30,
+            "gender": "female",
+            "art_training": 1,
+            **extra,
+        }
         return self.client.post(f"{self.base}/background", json=body)
 
     def next(self):
@@ -32,8 +42,12 @@ class Bot:
     def answer(self, trial: dict, value=None, response_id=None, rt_ms=800):
         if value is None:
             value = self.good_value(trial)
-        body = {"trial_id": trial["id"], "response_id": response_id or str(uuid.uuid4()), "value": value,
-                "rt_ms": rt_ms}
+        body = {
+            "trial_id": trial["id"],
+            "response_id": response_id or str(uuid.uuid4()),
+            "value": value,
+            "rt_ms": rt_ms,
+        }
         return self.client.post(f"{self.base}/responses", json=body)
 
     @staticmethod

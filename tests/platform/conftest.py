@@ -14,6 +14,7 @@ from culturelab.platform.db import session_scope
 from culturelab.platform.migrate import upgrade
 from culturelab.platform.study import read_study
 from culturelab.platform.study_load import load_study
+
 from studykit import CULTURES, make_stimulus_set, study_document, write_study  # noqa: F401 (re-exported)
 
 
@@ -36,8 +37,13 @@ def database_url(request, tmp_path):
 
 @pytest.fixture
 def app(database_url, tmp_path):
-    app = create_app({**{k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()},
-                      "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path / "data")})
+    app = create_app(
+        {
+            **{k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()},
+            "DATABASE_URL": database_url,
+            "DATA_DIR": str(tmp_path / "data"),
+        }
+    )
     upgrade(app.extensions["culturelab.engine"])
     yield app
     app.extensions["culturelab.engine"].dispose()

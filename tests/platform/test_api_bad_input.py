@@ -7,9 +7,10 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from bot import Bot
 from culturelab.platform.db import session_scope
 from culturelab.platform.models import Participant, Response
+
+from bot import Bot
 
 
 def snapshot(app):
@@ -55,7 +56,12 @@ ANSWER_CASES = [
 def test_bad_answers_are_400_and_store_nothing(app, client, midway, name, change, code):
     before = snapshot(app)
     trial = midway.next()["trial"]
-    body = {"trial_id": trial["id"], "response_id": str(uuid.uuid4()), "value": Bot.good_value(trial), "rt_ms": 500}
+    body = {
+        "trial_id": trial["id"],
+        "response_id": str(uuid.uuid4()),
+        "value": Bot.good_value(trial),
+        "rt_ms": 500,
+    }
     body.update(change)
     body = {k: v for k, v in body.items() if v is not None}
     assert_error(client.post(f"{midway.base}/responses", json=body), 400, code)
@@ -110,8 +116,11 @@ def test_malformed_bodies(app, client, midway, data, content_type, code):
 def test_oversized_body_is_413(app, client, midway):
     before = snapshot(app)
     body = b'{"trial_id": 1, "pad": "' + b"x" * 100_000 + b'"}'
-    assert_error(client.post(f"{midway.base}/responses", data=body, content_type="application/json"), 413,
-                 "body_too_large")
+    assert_error(
+        client.post(f"{midway.base}/responses", data=body, content_type="application/json"),
+        413,
+        "body_too_large",
+    )
     assert snapshot(app) == before
 
 

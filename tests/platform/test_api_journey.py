@@ -6,9 +6,10 @@ import uuid
 
 from sqlalchemy import func, select
 
-from bot import Bot
 from culturelab.platform.db import session_scope
 from culturelab.platform.models import Participant, Response, Trial
+
+from bot import Bot
 
 
 def count(app, model, *where):
@@ -38,14 +39,24 @@ def test_whole_journey_stores_every_answer_and_ends_with_the_code(app, client, l
         nxt = r.get_json()["next"]
     assert sorted(set(kinds)) == ["attention", "choice", "likert", "slider"]
     assert kinds.count("attention") == 2
-    assert nxt == {"done": True, "completion_code": "C1234ABC",
-                   "redirect_url": "https://app.prolific.com/submissions/complete?cc=C1234ABC"}
+    assert nxt == {
+        "done": True,
+        "completion_code": "C1234ABC",
+        "redirect_url": "https://app.prolific.com/submissions/complete?cc=C1234ABC",
+    }
     assert count(app, Response) == 14
     with session_scope(app) as session:
         p = session.scalar(select(Participant))
-        assert (p.status, p.completed_at is not None, p.source, p.language) == ("completed", True, "prolific", "zh")
+        assert (p.status, p.completed_at is not None, p.source, p.language) == (
+            "completed",
+            True,
+            "prolific",
+            "zh",
+        )
         assert {r.rt_ms for r in session.scalars(select(Response))} == {1234}
-        assert all(r.correct for r in session.scalars(select(Response).join(Trial).where(Trial.kind == "attention")))
+        assert all(
+            r.correct for r in session.scalars(select(Response).join(Trial).where(Trial.kind == "attention"))
+        )
     # Finished: /next keeps answering with the completion, and nothing more can be stored.
     assert bot.next()["done"] is True
 

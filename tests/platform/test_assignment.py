@@ -7,11 +7,12 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from bot import Bot
 from culturelab.platform.assignment import plan_trials, williams_rows
 from culturelab.platform.db import session_scope
 from culturelab.platform.models import Participant, Stimulus, Trial
 from culturelab.platform.study import parse_study
+
+from bot import Bot
 from studykit import study_document
 
 POOL = {c: list(range(10 * i, 10 * i + 8)) for i, c in enumerate(["seigaiha", "girih", "kente", "meander"])}
@@ -19,7 +20,12 @@ CULTURE_OF = {s: c for c, ids in POOL.items() for s in ids}
 
 
 def spec(**design):
-    d = {"trials_per_participant": 24, "order": "latin_square", "balance": ["stimulus_culture"], "attention_checks": 3}
+    d = {
+        "trials_per_participant": 24,
+        "order": "latin_square",
+        "balance": ["stimulus_culture"],
+        "attention_checks": 3,
+    }
     d.update(design)
     return parse_study(study_document(design=d))
 
@@ -51,7 +57,9 @@ def test_choices_pair_two_cultures_and_counterbalance_sides():
     assert all(CULTURE_OF[t.stimulus] != CULTURE_OF[t.stimulus_b] for t in trials)
     # Sides: within each pair of cultures as planned, the earlier culture sits left in half the trials.
     order = list(POOL)
-    left_first = sum(order.index(CULTURE_OF[t.stimulus]) < order.index(CULTURE_OF[t.stimulus_b]) for t in trials)
+    left_first = sum(
+        order.index(CULTURE_OF[t.stimulus]) < order.index(CULTURE_OF[t.stimulus_b]) for t in trials
+    )
     assert left_first == 4
 
 
@@ -81,15 +89,23 @@ def test_random_order_is_reproducible_from_the_stored_seed():
 
 
 def test_without_balance_cultures_are_drawn_in_proportion():
-    trials = plan_trials(spec(balance=[], trials_per_participant=400, attention_checks=0), POOL, seed=2, ordinal=0)
+    trials = plan_trials(
+        spec(balance=[], trials_per_participant=400, attention_checks=0), POOL, seed=2, ordinal=0
+    )
     counts = Counter(CULTURE_OF[t.stimulus] for t in trials if t.kind != "choice")
     assert set(counts) == set(POOL) and min(counts.values()) > 40
 
 
 @pytest.mark.parametrize("order", ["latin_square", "random"])
 def test_assigned_trials_are_stored_and_match_the_plan(app, client, load, order):
-    slug = load(design={"trials_per_participant": 12, "order": order, "balance": ["stimulus_culture"],
-                        "attention_checks": 2})
+    slug = load(
+        design={
+            "trials_per_participant": 12,
+            "order": order,
+            "balance": ["stimulus_culture"],
+            "attention_checks": 2,
+        }
+    )
     bots = [Bot(client, slug) for _ in range(3)]
     for bot in bots:
         bot.consent(), bot.background()
@@ -98,7 +114,8 @@ def test_assigned_trials_are_stored_and_match_the_plan(app, client, load, order)
         assert [p.ordinal for p in participants] == [0, 1, 2]
         for p in participants:
             rows = session.execute(
-                select(Trial.kind, Stimulus.culture).join(Stimulus, Stimulus.id == Trial.stimulus_id)
+                select(Trial.kind, Stimulus.culture)
+                .join(Stimulus, Stimulus.id == Trial.stimulus_id)
                 .where(Trial.participant_id == p.id, Trial.kind.in_(["likert", "slider"]))
             ).all()
             per_culture = Counter(c for _, c in rows)

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from culturelab.platform.cli import main
+
 from studykit import write_study
 
 
@@ -46,7 +47,9 @@ def test_validate_load_export_round_trip(run, tmp_path):
     assert result.exit_code == 0 and "24 stimuli" in result.output
     with (out / "participants.csv").open() as f:
         assert next(csv.reader(f))[0] == "participant_id"
-    assert run("export", "--study", "motif-test", "--out", tmp_path / "pq", "--format", "parquet").exit_code == 0
+    assert (
+        run("export", "--study", "motif-test", "--out", tmp_path / "pq", "--format", "parquet").exit_code == 0
+    )
     assert (tmp_path / "pq" / "responses.parquet").exists()
 
 
@@ -67,9 +70,13 @@ def test_unknown_study_and_bad_format(run, tmp_path):
 
 def test_researcher_accounts(run):
     assert run("db", "upgrade").exit_code == 0
-    assert run("researcher", "create", "ada@example.org", "--password", "correct horse battery").exit_code == 0
-    one_line_error(run("researcher", "create", "ada@example.org", "--password", "correct horse battery"),
-                   "already exists")
+    assert (
+        run("researcher", "create", "ada@example.org", "--password", "correct horse battery").exit_code == 0
+    )
+    one_line_error(
+        run("researcher", "create", "ada@example.org", "--password", "correct horse battery"),
+        "already exists",
+    )
     one_line_error(run("researcher", "create", "bob@example.org", "--password", "short"), "at least 10")
 
 

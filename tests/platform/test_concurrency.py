@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
-from bot import Bot
 from culturelab.platform.db import session_scope
 from culturelab.platform.models import CultureGroup, Participant, Response
 
+from bot import Bot
 
 BACKGROUND = {"culture_group": "east_asian"}
 
@@ -53,9 +53,14 @@ def test_racing_for_the_last_place_exactly_one_wins(app, load):
     with session_scope(app) as session:
         group = session.scalar(select(CultureGroup).where(CultureGroup.key == "east_asian"))
         assert (group.filled, group.quota) == (3, 3)
-        assert session.scalar(select(func.count()).select_from(Participant)
-                              .where(Participant.culture_group == "east_asian",
-                                     Participant.status == "started")) == 3
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(Participant)
+                .where(Participant.culture_group == "east_asian", Participant.status == "started")
+            )
+            == 3
+        )
 
 
 def test_many_racing_for_a_few_places(app, load):
@@ -82,9 +87,19 @@ def test_a_double_submitted_answer_is_stored_once(app, load):
     assert sorted(statuses) == [200] * 5 + [201]
     # Different response ids for the same trial at once: one stored, the rest 409.
     trial = bot.next()["trial"]
-    statuses = race(6, lambda i: post(app, f"{bot.base}/responses", {
-        "trial_id": trial["id"], "response_id": str(uuid.uuid4()), "value": Bot.good_value(trial), "rt_ms": 10,
-    }))
+    statuses = race(
+        6,
+        lambda i: post(
+            app,
+            f"{bot.base}/responses",
+            {
+                "trial_id": trial["id"],
+                "response_id": str(uuid.uuid4()),
+                "value": Bot.good_value(trial),
+                "rt_ms": 10,
+            },
+        ),
+    )
     assert sorted(statuses) == [201] + [409] * 5
     with session_scope(app) as session:
         assert session.scalar(select(func.count()).select_from(Response)) == 2

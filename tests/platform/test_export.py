@@ -9,17 +9,43 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import update
 
-from bot import Bot
 from culturelab.platform.db import session_scope
 from culturelab.platform.export import export_study
 from culturelab.platform.models import Participant
 
-PARTICIPANT_COLUMNS = ["participant_id", "study", "culture_group", "country_of_birth", "country_of_residence",
-                       "language", "age", "gender", "art_training", "source", "status", "started_at",
-                       "completed_at", "attention_passed", "attention_total"]
+from bot import Bot
+
+PARTICIPANT_COLUMNS = [
+    "participant_id",
+    "study",
+    "culture_group",
+    "country_of_birth",
+    "country_of_residence",
+    "language",
+    "age",
+    "gender",
+    "art_training",
+    "source",
+    "status",
+    "started_at",
+    "completed_at",
+    "attention_passed",
+    "attention_total",
+]
 STIMULUS_COLUMNS = ["stimulus_id", "stimulus_set", "culture", "mix", "method", "seed", "sha256"]
-RESPONSE_COLUMNS = ["response_id", "participant_id", "trial_index", "trial_kind", "question_id", "stimulus_id",
-                    "stimulus_id_b", "value", "correct", "rt_ms", "created_at"]
+RESPONSE_COLUMNS = [
+    "response_id",
+    "participant_id",
+    "trial_index",
+    "trial_kind",
+    "question_id",
+    "stimulus_id",
+    "stimulus_id_b",
+    "value",
+    "correct",
+    "rt_ms",
+    "created_at",
+]
 
 
 @pytest.fixture
@@ -47,8 +73,11 @@ def test_csv_package_has_the_contract_columns_and_rows(app, collected, tmp_path)
     with session_scope(app) as session:
         counts = export_study(session, collected, out)
     assert counts == {"participants": 2, "stimuli": 24, "responses": 14}
-    for name, columns in [("participants", PARTICIPANT_COLUMNS), ("stimuli", STIMULUS_COLUMNS),
-                          ("responses", RESPONSE_COLUMNS)]:
+    for name, columns in [
+        ("participants", PARTICIPANT_COLUMNS),
+        ("stimuli", STIMULUS_COLUMNS),
+        ("responses", RESPONSE_COLUMNS),
+    ]:
         with (out / f"{name}.csv").open(encoding="utf-8") as f:
             assert next(csv.reader(f)) == columns
     people = read_csv(out / "participants.csv")
@@ -56,8 +85,13 @@ def test_csv_package_has_the_contract_columns_and_rows(app, collected, tmp_path)
     completed = next(p for p in people if p["status"] == "completed")
     assert completed["participant_id"].startswith("p-")
     assert "PROLIFIC-SECRET-ID" not in (out / "participants.csv").read_text()  # never the recruitment id
-    assert (completed["culture_group"], completed["source"], completed["attention_passed"],
-            completed["attention_total"], completed["age"]) == ("west_african", "prolific", "2", "2", "30")
+    assert (
+        completed["culture_group"],
+        completed["source"],
+        completed["attention_passed"],
+        completed["attention_total"],
+        completed["age"],
+    ) == ("west_african", "prolific", "2", "2", "30")
     assert completed["completed_at"].endswith("Z")
 
     responses = read_csv(out / "responses.csv")

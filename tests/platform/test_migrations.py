@@ -15,7 +15,9 @@ def test_models_and_migrations_agree(database_url):
     engine = create_engine(database_url)
     upgrade(engine)
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata
+        )
     engine.dispose()
     assert diff == [], f"models and migrations disagree; add a migration: {diff}"
 

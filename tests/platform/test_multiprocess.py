@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from culturelab.platform.models import Response
+
 from studykit import write_study
 
 
@@ -32,8 +33,9 @@ def free_port() -> int:
 
 def call(base: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as r:
             return r.status, json.loads(r.read())
@@ -43,15 +45,25 @@ def call(base: str, method: str, path: str, body: dict | None = None) -> tuple[i
 
 @pytest.fixture
 def server(database_url, tmp_path):
-    env = {**os.environ, "CULTURELAB_DATABASE_URL": database_url, "CULTURELAB_DATA_DIR": str(tmp_path / "data"),
-           "CULTURELAB_SECRET_KEY": "multi", "CULTURELAB_RATELIMIT_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "CULTURELAB_DATABASE_URL": database_url,
+        "CULTURELAB_DATA_DIR": str(tmp_path / "data"),
+        "CULTURELAB_SECRET_KEY": "multi",
+        "CULTURELAB_RATELIMIT_ENABLED": "0",
+    }
     study = write_study(tmp_path, recruitment={"quotas": {"east_asian": 5}})
     for args in (["db", "upgrade"], ["study", "load", str(study)]):
-        subprocess.run([sys.executable, "-m", "culturelab.platform.cli", *args], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "culturelab.platform.cli", *args], env=env, check=True, capture_output=True
+        )
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "culturelab.platform.cli", "serve", "--port", str(port),
-                             "--workers", "3"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "culturelab.platform.cli", "serve", "--port", str(port), "--workers", "3"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -74,12 +86,19 @@ def test_quota_and_answers_hold_across_worker_processes(server, database_url):
         status, body = call(server, "POST", "/api/v1/studies/motif-test/participants", {"language": "en"})
         assert status == 201
         tokens.append(body["token"])
-        assert call(server, "POST", f"/api/v1/participants/{body['token']}/consent", {"consent": True})[0] == 200
+        assert (
+            call(server, "POST", f"/api/v1/participants/{body['token']}/consent", {"consent": True})[0] == 200
+        )
 
     with ThreadPoolExecutor(16) as pool:
-        statuses = list(pool.map(
-            lambda t: call(server, "POST", f"/api/v1/participants/{t}/background", {"culture_group": "east_asian"})[0],
-            tokens))
+        statuses = list(
+            pool.map(
+                lambda t: call(
+                    server, "POST", f"/api/v1/participants/{t}/background", {"culture_group": "east_asian"}
+                )[0],
+                tokens,
+            )
+        )
     assert statuses.count(200) == 5 and statuses.count(409) == 11
 
     admitted = [t for t, s in zip(tokens, statuses) if s == 200]

@@ -18,7 +18,9 @@ def test_study_link_offers_the_study_languages_and_keeps_recruitment_ids(client,
     html = page(client, f"/s/{slug}?PROLIFIC_PID=abc123&STUDY_ID=s1&SESSION_ID=x9")
     assert 'data-language="en"' in html and 'data-language="zh"' in html
     assert "Pattern preferences" in html and "图案偏好" in html
-    assert '"external_id": "abc123"' in html and '"source": "prolific"' in html and '"SESSION_ID": "x9"' in html
+    assert (
+        '"external_id": "abc123"' in html and '"source": "prolific"' in html and '"SESSION_ID": "x9"' in html
+    )
     html = page(client, f"/s/{slug}?workerId=W1&assignmentId=A1&hitId=H1")
     assert '"external_id": "W1"' in html and '"source": "mturk"' in html and '"assignmentId": "A1"' in html
 

@@ -6,9 +6,10 @@ import io
 import re
 import zipfile
 
-from bot import Bot
 from culturelab.platform.db import session_scope
 from culturelab.platform.researcher import create_researcher
+
+from bot import Bot
 
 PASSWORD = "a long enough password"
 
@@ -53,8 +54,10 @@ def test_export_downloads_a_zipped_package(app, client, load):
         r = client.get(f"/researcher/studies/{slug}/export.zip?format={fmt}")
         assert r.status_code == 200 and r.mimetype == "application/zip"
         names = zipfile.ZipFile(io.BytesIO(r.data)).namelist()
-        assert sorted(names) == sorted(f"{slug}/{n}" for n in
-                                       ["datapackage.json", *(t + suffix for t in ("participants", "stimuli", "responses"))])
+        assert sorted(names) == sorted(
+            f"{slug}/{n}"
+            for n in ["datapackage.json", *(t + suffix for t in ("participants", "stimuli", "responses"))]
+        )
     assert client.get(f"/researcher/studies/{slug}/export.zip?format=xlsx").status_code == 400
     assert client.get("/researcher/studies/nope/export.zip").status_code == 404
 
@@ -68,7 +71,9 @@ def test_login_form_is_csrf_protected(app, load):
     assert r.status_code == 400 and b"CSRF" in r.data  # refused before the view runs
     html = client.get("/researcher/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-    r = client.post("/researcher/login", data={"email": "ada@example.org", "password": PASSWORD, "csrf_token": token})
+    r = client.post(
+        "/researcher/login", data={"email": "ada@example.org", "password": PASSWORD, "csrf_token": token}
+    )
     assert r.status_code == 302
     # The participant API needs no CSRF token: it is identified by the token in its path.
     slug = load()

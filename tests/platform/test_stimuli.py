@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from culturelab.platform.db import session_scope
 from culturelab.platform.models import Stimulus, StimulusSet
 from culturelab.platform.stimuli import StimulusSetError, import_set
+
 from studykit import make_stimulus_set
 
 
@@ -21,8 +22,10 @@ def do_import(app, folder: Path):
 
 def n_rows(app):
     with session_scope(app) as session:
-        return (session.scalar(select(func.count()).select_from(StimulusSet)),
-                session.scalar(select(func.count()).select_from(Stimulus)))
+        return (
+            session.scalar(select(func.count()).select_from(StimulusSet)),
+            session.scalar(select(func.count()).select_from(Stimulus)),
+        )
 
 
 def test_import_copies_images_by_hash_and_twice_changes_nothing(app, tmp_path):
@@ -44,16 +47,32 @@ def edit(folder: Path, fn) -> None:
 @pytest.mark.parametrize(
     "damage,message",
     [
-        (lambda f: (f / "images" / "girih-0002.png").unlink(), "stimulus 'girih-0002': file images/girih-0002.png is missing"),
-        (lambda f: (f / "images" / "kente-0001.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really"),
-         "stimulus 'kente-0001': images/kente-0001.png does not match its sha256"),
+        (
+            lambda f: (f / "images" / "girih-0002.png").unlink(),
+            "stimulus 'girih-0002': file images/girih-0002.png is missing",
+        ),
+        (
+            lambda f: (f / "images" / "kente-0001.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really"),
+            "stimulus 'kente-0001': images/kente-0001.png does not match its sha256",
+        ),
         (lambda f: edit(f, lambda m: m["stimuli"][3].update(width=99)), "is 16x16, the manifest says 99x16"),
-        (lambda f: edit(f, lambda m: m["stimuli"][0].update(culture="atlantis")), "culture 'atlantis' is not one of cultures"),
+        (
+            lambda f: edit(f, lambda m: m["stimuli"][0].update(culture="atlantis")),
+            "culture 'atlantis' is not one of cultures",
+        ),
         (lambda f: edit(f, lambda m: m["stimuli"][1].update(id="seigaiha-0000")), "id appears twice"),
-        (lambda f: edit(f, lambda m: m["stimuli"][0].update(mix={"seigaiha": 0.4, "girih": 0.4})), "sum to 1"),
-        (lambda f: edit(f, lambda m: m["stimuli"][0].update(mix={"seigaiha": 0.4, "girih": 0.6})),
-         "the largest mix weight is 'girih'"),
-        (lambda f: edit(f, lambda m: m["stimuli"][0].update(file="../escape.png")), "relative path inside the set"),
+        (
+            lambda f: edit(f, lambda m: m["stimuli"][0].update(mix={"seigaiha": 0.4, "girih": 0.4})),
+            "sum to 1",
+        ),
+        (
+            lambda f: edit(f, lambda m: m["stimuli"][0].update(mix={"seigaiha": 0.4, "girih": 0.6})),
+            "the largest mix weight is 'girih'",
+        ),
+        (
+            lambda f: edit(f, lambda m: m["stimuli"][0].update(file="../escape.png")),
+            "relative path inside the set",
+        ),
         (lambda f: edit(f, lambda m: m.update(schema="culturelab.stimuli/9")), "schema"),
         (lambda f: (f / "manifest.json").write_text("{"), "not valid JSON"),
     ],
@@ -71,4 +90,7 @@ def test_a_mix_tie_goes_to_the_earlier_culture(app, tmp_path):
     edit(folder, lambda m: m["stimuli"][0].update(mix={"seigaiha": 0.5, "girih": 0.5}))
     do_import(app, folder)
     with session_scope(app) as session:
-        assert session.scalar(select(Stimulus.mix).where(Stimulus.key == "seigaiha-0000")) == {"seigaiha": 0.5, "girih": 0.5}
+        assert session.scalar(select(Stimulus.mix).where(Stimulus.key == "seigaiha-0000")) == {
+            "seigaiha": 0.5,
+            "girih": 0.5,
+        }

@@ -8,11 +8,12 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from bot import Bot
 from culturelab.platform.db import session_scope
 from culturelab.platform.models import Stimulus, StimulusSet, Study
 from culturelab.platform.study import StudyError, parse_study, read_study
 from culturelab.platform.study_load import load_study
+
+from bot import Bot
 from studykit import study_document, write_study
 
 
@@ -32,12 +33,35 @@ def test_the_default_document_is_valid():
     [
         ({"slug": "Has Spaces"}, "slug: 'Has Spaces' does not match"),
         ({"languages": []}, "languages: List should have at least 1 item"),
-        ({"design": {"trials_per_participant": 0}}, "design.trials_per_participant: Input should be greater than or equal to 1"),
-        ({"design": {"trials_per_participant": 5, "order": "zigzag"}}, "design.order: Input should be 'latin_square' or 'random'"),
-        ({"questions": [{"id": "q", "kind": "likert", "scale": {"min": 5, "max": 1}, "text": {"en": "?", "zh": "?"}}]},
-         "questions[0].scale: max (1) must be greater than min (5)"),
-        ({"questions": [{"id": "q", "kind": "likert", "text": {"en": "?", "zh": "?"}}]}, "questions[0]: a likert question needs a scale"),
-        ({"questions": [{"id": "q", "kind": "rating", "text": {"en": "?", "zh": "?"}}]}, "questions[0].kind: Input should be"),
+        (
+            {"design": {"trials_per_participant": 0}},
+            "design.trials_per_participant: Input should be greater than or equal to 1",
+        ),
+        (
+            {"design": {"trials_per_participant": 5, "order": "zigzag"}},
+            "design.order: Input should be 'latin_square' or 'random'",
+        ),
+        (
+            {
+                "questions": [
+                    {
+                        "id": "q",
+                        "kind": "likert",
+                        "scale": {"min": 5, "max": 1},
+                        "text": {"en": "?", "zh": "?"},
+                    }
+                ]
+            },
+            "questions[0].scale: max (1) must be greater than min (5)",
+        ),
+        (
+            {"questions": [{"id": "q", "kind": "likert", "text": {"en": "?", "zh": "?"}}]},
+            "questions[0]: a likert question needs a scale",
+        ),
+        (
+            {"questions": [{"id": "q", "kind": "rating", "text": {"en": "?", "zh": "?"}}]},
+            "questions[0].kind: Input should be",
+        ),
         ({"consent": {"en": "ok"}}, "consent: missing text for language(s) zh"),
         ({"match": {"martians": ["girih"]}}, "match.martians: not a culture group id"),
         ({"recruitment": {"quotas": {"nobody": 3}}}, "recruitment.quotas.nobody: not a culture group id"),
@@ -69,7 +93,9 @@ def load(app, path: Path):
 
 def counts(app):
     with session_scope(app) as session:
-        return tuple(session.scalar(select(func.count()).select_from(m)) for m in (Study, StimulusSet, Stimulus))
+        return tuple(
+            session.scalar(select(func.count()).select_from(m)) for m in (Study, StimulusSet, Stimulus)
+        )
 
 
 def test_loading_twice_changes_nothing(app, tmp_path):
@@ -128,8 +154,11 @@ def test_unsafe_changes_are_refused_once_participants_started(app, client, tmp_p
     for group_key in list(document["match"]):
         if group_key not in [g["id"] for g in document["culture_groups"]]:
             del document["match"][group_key]
-    document["recruitment"]["quotas"] = {k: v for k, v in document["recruitment"]["quotas"].items()
-                                         if k in [g["id"] for g in document["culture_groups"]]}
+    document["recruitment"]["quotas"] = {
+        k: v
+        for k, v in document["recruitment"]["quotas"].items()
+        if k in [g["id"] for g in document["culture_groups"]]
+    }
     path.write_text(yaml.safe_dump(document, allow_unicode=True))
     with pytest.raises(StudyError, match=r"has 1 participant\(s\); refusing to change .*" + named.split()[0]):
         load(app, path)
