@@ -420,6 +420,7 @@ const CultureLab = (() => {
       if (next.trial.index > 0) return show(next); // resuming: no instructions again
       preload({ preload: next.trial.stimuli.map((s) => s.url) });
       $("instructions").hidden = false;
+      $("begin").focus({ preventScroll: true }); // Enter starts, for keyboard users
       $("begin").addEventListener("click", () => {
         if (!withPractice) return show(next);
         const practice = { ...next.trial, stimuli: next.trial.stimuli.map(() => ({ url: practiceImage() })) };

@@ -427,3 +427,31 @@ def test_a_full_group_sees_the_study_is_full(live, browser, shoot, tmp_path):
     assert "This study is full" in ended.text
     (person,) = _export(live, slug, tmp_path / "export")["participants"]
     assert person["status"] == "screened_out"
+
+
+def test_researcher_signs_in_sees_recruitment_and_downloads_the_data_package(live, browser, shoot):
+    from bot import Bot
+
+    from culturelab.platform.researcher import create_researcher
+
+    slug = live.load(slug="researcher-view")
+    Bot(live.app.test_client(), slug).complete("west_african")
+    with session_scope(live.app) as session:
+        create_researcher(session, "grace@example.org", "a long enough password")
+    driver = browser()
+    driver.get(f"{live.url}/researcher/")
+    _visible(driver, "input[name=email]").send_keys("grace@example.org")
+    _css(driver, "input[name=password]").send_keys("a long enough password")
+    shoot(driver, "desktop-09-researcher-login")
+    _css(driver, "button[type=submit]").click()
+    section = _visible(driver, f"#study-{slug}")
+    shoot(driver, "desktop-10-researcher-dashboard")
+    _no_sideways_scroll(driver)
+    assert section.find_element("css selector", "[data-status=completed]").text == "1"
+    assert section.find_element("css selector", "tr[data-group=west_african]").text.split()[-1] == "1"
+    href = section.find_element("css selector", "a[href*='format=csv']").get_attribute("href")
+    # The download, with the browser's login session.
+    got = driver.execute_async_script(
+        "const done = arguments[1]; fetch(arguments[0]).then(async r => done([r.status, "
+        "r.headers.get('content-type'), [...new Uint8Array(await r.arrayBuffer()).slice(0, 2)]]))", href)
+    assert got == [200, "application/zip", [0x50, 0x4B]]  # "PK": a zip archive
