@@ -25,6 +25,7 @@ from culturelab.platform.db import session_scope
 from culturelab.platform.migrate import upgrade
 from culturelab.platform.study import read_study
 from culturelab.platform.study_load import load_study
+
 from studykit import make_stimulus_set, write_study  # tests/platform, on pytest's pythonpath
 
 CHROMIUM = os.environ.get("CULTURELAB_CHROMIUM", "/usr/bin/chromium")

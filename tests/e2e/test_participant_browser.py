@@ -15,6 +15,9 @@ import pytest
 
 from culturelab.platform.db import session_scope
 from culturelab.platform.export import export_study
+from culturelab.platform.researcher import create_researcher
+
+from bot import Bot  # tests/platform, on pytest's pythonpath
 
 pytestmark = pytest.mark.browser
 
@@ -128,7 +131,8 @@ def answer(driver, trial: dict, how: str = "mouse") -> int:
 
     kind = trial["kind"]
     if kind in ("likert", "attention"):
-        value = instructed(trial) if kind == "attention" else 2 + int(trial["index"] if trial["index"] != "practice" else 0) % 5
+        position = 0 if trial["index"] == "practice" else int(trial["index"])
+        value = instructed(trial) if kind == "attention" else 2 + position % 5
         if how == "keyboard":
             _keys(driver, str(value))
         else:
@@ -158,6 +162,18 @@ def answer(driver, trial: dict, how: str = "mouse") -> int:
     else:
         go.click()
     return value
+
+
+def wait_after(driver, index: str) -> None:
+    """Waits for the trial after `index`, or the completion page once the last answer is stored."""
+
+    def moved_on(d):
+        if _all(d, "#completion-code"):
+            return True
+        section = _css(d, "#trial")
+        return section.get_attribute("data-index") != index and section.get_attribute("data-ready") == "true"
+
+    _wait(driver, moved_on)
 
 
 def left_image_sha(driver) -> str:
@@ -197,10 +213,7 @@ def finish(driver, ways: dict[str, str], shoot=None, prefix: str = "") -> dict[i
         if trial["index"] != "practice":
             given[int(trial["index"])] = {**trial, "value": value, "left": left, "total": int(total)}
         previous = trial["index"]
-        # The next trial, or the completion page once the last answer is stored.
-        _wait(driver, lambda d: _all(d, "#completion-code") or (
-            _css(d, "#trial").get_attribute("data-index") != previous
-            and _css(d, "#trial").get_attribute("data-ready") == "true"))
+        wait_after(driver, previous)
     return given
 
 
@@ -212,7 +225,7 @@ def test_english_journey_on_a_desktop_stores_every_answer(live, browser, shoot, 
     choose_language(driver, live, slug, "en")
     agree(driver, shoot, "desktop-02-consent")
     fill_background(driver, shoot=shoot, name="desktop-03-background")
-    given = finish(driver, {"likert": "mouse", "attention": "mouse", "choice": "keyboard", "slider": "mouse"},
+    given = finish(driver, {"likert": "mouse", "attention": "keyboard", "choice": "keyboard", "slider": "mouse"},
                    shoot, "desktop-")
     code = _visible(driver, "#completion-code").text
     shoot(driver, "desktop-06-done")
@@ -272,8 +285,8 @@ def test_chinese_journey_on_a_phone(live, browser, shoot, tmp_path):
         trial = current_trial(driver, after=previous)
         texts.add(trial["question"])
         _no_sideways_scroll(driver)
-        boxes = driver.execute_script(
-            "return [...document.querySelectorAll('#answer button, #images .pick')].map(b => b.getBoundingClientRect())")
+        boxes = driver.execute_script("return [...document.querySelectorAll('#answer button, #images .pick')]"
+                                      ".map(b => b.getBoundingClientRect())")
         # Touch targets: at least 44 CSS px high (WCAG 2.5.5), all on screen without scrolling.
         for box in boxes:
             assert box["height"] >= 44 and box["bottom"] <= 844, (trial, box)
@@ -285,9 +298,7 @@ def test_chinese_journey_on_a_phone(live, browser, shoot, tmp_path):
             shoot(driver, f"phone-05-{stage}")
         answer(driver, trial, "mouse")
         previous = trial["index"]
-        _wait(driver, lambda d: _all(d, "#completion-code") or (
-            _css(d, "#trial").get_attribute("data-index") != previous
-            and _css(d, "#trial").get_attribute("data-ready") == "true"))
+        wait_after(driver, previous)
     assert {"你有多喜欢这张图片?", "它有多美?", "你更喜欢哪一张?"} <= texts
     _no_sideways_scroll(driver)
     shoot(driver, "phone-06-done")
@@ -299,17 +310,17 @@ def test_chinese_journey_on_a_phone(live, browser, shoot, tmp_path):
 def test_declining_consent_ends_politely(live, browser, shoot, tmp_path):
     slug = live.load(slug="decline")
     driver = browser()
-    choose_language(driver, live, slug, "en")
+    choose_language(driver, live, slug, "en", "?workerId=A1B2C3D4E5&assignmentId=3XYZ&hitId=3HIT")
     _visible(driver, "#consent-no").click()
     ended = _visible(driver, "#ended")
     shoot(driver, "desktop-07-declined")
     assert ended.get_attribute("data-reason") == "declined_consent"
     assert "chose not to take part" in ended.text
     # Reopening the link shows the same end, not a new participation.
-    driver.get(f"{live.url}/s/{slug}")
+    driver.get(f"{live.url}/s/{slug}?workerId=A1B2C3D4E5&assignmentId=3XYZ&hitId=3HIT")
     assert _visible(driver, "#ended").get_attribute("data-reason") == "declined_consent"
     (person,) = _export(live, slug, tmp_path / "export")["participants"]
-    assert person["status"] == "screened_out" and person["culture_group"] == ""
+    assert person["status"] == "screened_out" and person["culture_group"] == "" and person["source"] == "mturk"
 
 
 def _start_trials(driver, live, slug: str, query: str = "") -> None:
@@ -430,10 +441,6 @@ def test_a_full_group_sees_the_study_is_full(live, browser, shoot, tmp_path):
 
 
 def test_researcher_signs_in_sees_recruitment_and_downloads_the_data_package(live, browser, shoot):
-    from bot import Bot
-
-    from culturelab.platform.researcher import create_researcher
-
     slug = live.load(slug="researcher-view")
     Bot(live.app.test_client(), slug).complete("west_african")
     with session_scope(live.app) as session:
