@@ -67,5 +67,5 @@ def bootstrap_ci(samples: list[np.ndarray], statistic: Callable[..., float], n_b
 def wilson_ci(k: int, n: int) -> tuple[float, float]:
     if n == 0:
         return float("nan"), float("nan")
-    ci = proportion_confint(k, n, alpha=0.05, method="wilson")
-    return float(ci[0]), float(ci[1])
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return float(min(lo, k / n)), float(max(hi, k / n))  # guard against rounding at 0 and 1

@@ -29,6 +29,7 @@ def _finite(x: float | None) -> float | None:
 
 @dataclass
 class TestResult:
+    __test__ = False  # a statistics result, not a pytest test class
     name: str
     method: str
     estimate: float | None = None
