@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import ScalarSelect, and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from culturelab.platform.journey import spec_of
@@ -103,20 +103,19 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _participant_rows(session: Session, study: Study) -> Iterator[tuple]:
-    attention = (
-        select(
-            Response.participant_id.label("pid"),
-            func.count().label("total"),
-            func.sum(case((Response.correct.is_(True), 1), else_=0)).label("passed"),
+    def attention(*where) -> ScalarSelect:
+        # Correlated per participant, so each count is an index lookup on responses.participant_id
+        # (a grouped subquery joined to participants is not materialised by SQLite: quadratic time).
+        return (
+            select(func.count())
+            .select_from(Response)
+            .join(Trial, Trial.id == Response.trial_id)
+            .where(Response.participant_id == Participant.id, Trial.kind == "attention", *where)
+            .scalar_subquery()
         )
-        .join(Trial, Trial.id == Response.trial_id)
-        .where(Trial.kind == "attention")
-        .group_by(Response.participant_id)
-        .subquery()
-    )
+
     query = (
-        select(Participant, attention.c.total, attention.c.passed)
-        .outerjoin(attention, attention.c.pid == Participant.id)
+        select(Participant, attention(), attention(Response.correct.is_(True)))
         .where(Participant.study_id == study.id, Participant.status != "withdrawn")
         .order_by(Participant.id)
         .execution_options(yield_per=BATCH)
@@ -136,8 +135,8 @@ def _participant_rows(session: Session, study: Study) -> Iterator[tuple]:
             p.status,
             _iso(p.started_at),
             _iso(p.completed_at),
-            int(passed or 0),
-            int(total or 0),
+            passed,
+            total,
         )
 
 
