@@ -26,7 +26,7 @@ PACKAGES = ("culturelab", "numpy", "pandas", "scipy", "statsmodels", "mixedlm", 
 
 @dataclass
 class AnalysisOptions:
-    clmm_max_responses: int = 1000  # the ordinal fit runs on a participant subsample above this
+    clmm_max_responses: int = 600  # the ordinal fit runs on a participant subsample above this
     n_boot: int = 1000  # bootstrap resamples for effect-size CIs without a closed form
     bt_boot: int = 200  # bootstrap resamples for Bradley–Terry worth CIs
     seed: int = 0

@@ -47,7 +47,7 @@ def _floats(text: str) -> list[float]:
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for report.html + results.json.")
 @click.option("--exclusions", "exclusions", type=click.Path(path_type=Path), default=None,
               help="YAML or JSON file of exclusion rule options (defaults: docs/analysis.md).")
-@click.option("--clmm-max-responses", default=1000, show_default=True, type=click.IntRange(min=50),
+@click.option("--clmm-max-responses", default=600, show_default=True, type=click.IntRange(min=50),
               help="Above this many Likert responses the ordinal model runs on a stated participant subsample.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for bootstraps and subsamples.")
 def analyze(export_dir: Path, out: Path, exclusions: Path | None, clmm_max_responses: int, seed: int) -> None:

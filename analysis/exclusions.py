@@ -72,6 +72,14 @@ def longstring(values: pd.Series) -> int:
     return int(runs.value_counts().max())
 
 
+def _longstrings(likert: pd.DataFrame) -> pd.Series:
+    """`longstring` for every participant at once (rows sorted by participant, then trial order)."""
+    pid, value = likert["participant_id"], likert["value_num"]
+    new_run = (value != value.shift()) | (pid != pid.shift())
+    runs = likert.assign(run=new_run.cumsum()).groupby(["participant_id", "run"]).size()
+    return runs.groupby(level="participant_id").max()
+
+
 def participant_checks(pkg: Package) -> pd.DataFrame:
     """Per participant: status, attention fraction, median RT, Likert longstring — what the rules look at."""
     p = pkg.participants.set_index("participant_id")
@@ -85,7 +93,7 @@ def participant_checks(pkg: Package) -> pd.DataFrame:
     out["attention_fraction"] = (p["attention_passed"].astype(float) / total).where(total > 0, 1.0)
     out["median_rt_ms"] = answered.groupby("participant_id")["rt_ms"].median().astype(float)
     out["n_likert"] = likert.groupby("participant_id").size()
-    out["longstring"] = likert.groupby("participant_id")["value_num"].apply(longstring)
+    out["longstring"] = _longstrings(likert)
     out["n_likert"] = out["n_likert"].fillna(0).astype(int)
     out["longstring"] = out["longstring"].fillna(0).astype(int)
     return out
@@ -104,7 +112,8 @@ def apply_exclusions(pkg: Package, rules: ExclusionRules) -> pd.DataFrame:
     if rules.straightlining:
         enough = c["n_likert"] >= rules.longstring_min_items
         broken["straightlining"] = enough & (c["longstring"] > rules.longstring_max_fraction * c["n_likert"])
-    c["all_reasons"] = [[r for r in REASONS if row[r]] for _, row in broken.iterrows()]
+    flags = broken.to_numpy()
+    c["all_reasons"] = [[r for r, hit in zip(REASONS, row) if hit] for row in flags]
     c["reason"] = [reasons[0] if reasons else "" for reasons in c["all_reasons"]]
     return c
 

@@ -87,3 +87,13 @@ def test_bad_rules_file_is_refused(tmp_path, text, message, small_package):
     result = CliRunner().invoke(main, ["analyze", str(small_package), "--out", str(tmp_path / "o"),
                                        "--exclusions", str(path)])
     assert result.exit_code == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_vectorised_longstring_equals_the_per_participant_definition(careless_package):
+    from culturelab.analysis.exclusions import participant_checks
+
+    pkg = load_package(careless_package)
+    checks = participant_checks(pkg)
+    likert = pkg.responses[pkg.responses["trial_kind"] == "likert"].sort_values(["participant_id", "trial_index"])
+    expected = likert.groupby("participant_id")["value_num"].apply(longstring)
+    assert (checks.loc[expected.index, "longstring"] == expected).all()
