@@ -94,6 +94,7 @@ const CultureLab = (() => {
         location.assign(d.page.replace("TOKEN", token));
       })
     );
+    if (buttons.length === 1) buttons[0].click(); // one language: nothing to choose
   }
 
   function page() {

@@ -57,7 +57,15 @@ class Live:
 
 
 @pytest.fixture(scope="session")
-def live(tmp_path_factory) -> Iterator[Live]:
+def chromium() -> None:
+    """Skips the browser tests, before any server starts, where Chromium or its driver is missing."""
+    if not (Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()):
+        pytest.skip(f"browser tests need {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
+    pytest.importorskip("selenium", reason="browser tests need selenium (pip install -e '.[dev]')")
+
+
+@pytest.fixture(scope="session")
+def live(chromium, tmp_path_factory) -> Iterator[Live]:
     """The app on 127.0.0.1 at an ephemeral port, with an SQLite database of its own."""
     root = tmp_path_factory.mktemp("e2e")
     config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
@@ -73,10 +81,8 @@ def live(tmp_path_factory) -> Iterator[Live]:
 
 
 @pytest.fixture
-def browser(tmp_path) -> Iterator[Callable]:
+def browser(chromium, tmp_path) -> Iterator[Callable]:
     """Starts headless Chromium: browser() is a desktop window, browser(phone=True) a phone (390x844)."""
-    if not (Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()):
-        pytest.skip(f"browser tests need {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -427,9 +427,9 @@ def test_prolific_participant_resumes_on_another_device_and_is_sent_back_with_th
 
 
 def test_a_full_group_sees_the_study_is_full(live, browser, shoot, tmp_path):
-    slug = live.load(slug="full", recruitment={"quotas": {"east_asian": 0, "west_african": 5}})
+    slug = live.load(slug="full", languages=["en"], recruitment={"quotas": {"east_asian": 0, "west_african": 5}})
     driver = browser()
-    choose_language(driver, live, slug, "en")
+    driver.get(f"{live.url}/s/{slug}")  # one language: no choice to make, straight to consent
     agree(driver)
     fill_background(driver, group="east_asian")
     ended = _visible(driver, "#ended")
