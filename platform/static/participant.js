@@ -10,6 +10,32 @@ const CultureLab = (() => {
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   const fill = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => values[k]);
 
+  // localStorage, where the browser allows it (some private modes refuse it): without it the page still
+  // works, only resuming from the plain link and resending after a reload do not.
+  const store = {
+    get: (key) => {
+      try {
+        return localStorage.getItem(key);
+      } catch (e) {
+        return null;
+      }
+    },
+    set: (key, value) => {
+      try {
+        localStorage.setItem(key, value);
+      } catch (e) {
+        // not available: see above
+      }
+    },
+    remove: (key) => {
+      try {
+        localStorage.removeItem(key);
+      } catch (e) {
+        // not available: see above
+      }
+    },
+  };
+
   function showError(message) {
     const box = $("error");
     box.textContent = message || "";
@@ -58,17 +84,17 @@ const CultureLab = (() => {
     const d = readData("start-data");
     const tokenKey = `culturelab:${d.slug}`;
     const whoKey = `culturelab:${d.slug}:who`;
-    const known = localStorage.getItem(tokenKey);
+    const known = store.get(tokenKey);
     const who = d.start.external_id || "";
     // Reopening the link in the same browser resumes where the participant left off (the same
     // recruitment id, or a plain link); a recruitment id on another device resumes on the server.
-    if (known && (localStorage.getItem(whoKey) || "") === who) {
+    if (known && (store.get(whoKey) || "") === who) {
       const { status } = await call("GET", d.state.replace("TOKEN", known));
       if (status === 200) {
         location.replace(d.page.replace("TOKEN", known));
         return;
       }
-      localStorage.removeItem(tokenKey); // the server no longer knows it (e.g. a new database)
+      store.remove(tokenKey); // the server no longer knows it (e.g. a new database)
     }
     const buttons = document.querySelectorAll("[data-language]");
     buttons.forEach((button) =>
@@ -89,8 +115,8 @@ const CultureLab = (() => {
           buttons.forEach((b) => (b.disabled = false));
           return;
         }
-        localStorage.setItem(tokenKey, token);
-        localStorage.setItem(whoKey, who);
+        store.set(tokenKey, token);
+        store.set(whoKey, who);
         location.assign(d.page.replace("TOKEN", token));
       })
     );
@@ -388,9 +414,9 @@ const CultureLab = (() => {
     // Stores one answer: kept in localStorage until the server has it, retried with the same
     // response_id (a retry the server already has stores nothing new).
     async function send(answer) {
-      localStorage.setItem(pendingKey, JSON.stringify(answer));
+      store.set(pendingKey, JSON.stringify(answer));
       const { status, json } = await call("POST", `${d.api}/responses`, answer, () => setStatus(d.text.network));
-      localStorage.removeItem(pendingKey);
+      store.remove(pendingKey);
       if (status === 200 || status === 201) return json.next;
       if (status === 409) return fetchNext(); // answered or moved on elsewhere: resynchronise
       showError(json.error ? json.error.message : d.text.error);
@@ -410,7 +436,7 @@ const CultureLab = (() => {
     }
 
     async function begin() {
-      const pending = localStorage.getItem(pendingKey);
+      const pending = store.get(pendingKey);
       if (pending) {
         setStatus(d.text.network);
         await send(JSON.parse(pending));
