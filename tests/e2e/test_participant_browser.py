@@ -431,6 +431,15 @@ def test_a_full_group_sees_the_study_is_full(live, browser, shoot, tmp_path):
     driver = browser()
     driver.get(f"{live.url}/s/{slug}")  # one language: no choice to make, straight to consent
     agree(driver)
+    # The questionnaire says what is missing or wrong, in the page, before anything is sent.
+    submit = _visible(driver, "#background button[type=submit]")
+    submit.click()
+    assert "cultural background" in _visible(driver, "#error").text
+    _css(driver, "input[name=culture_group][value=east_asian]").click()
+    _css(driver, "input[name=age]").send_keys("15")
+    submit.click()
+    _wait(driver, lambda d: "18 to 120" in _css(d, "#error").text)
+    _css(driver, "input[name=age]").clear()
     fill_background(driver, group="east_asian")
     ended = _visible(driver, "#ended")
     shoot(driver, "desktop-08-quota-full")
