@@ -79,9 +79,9 @@ def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[st
     tick(f"{qid}: within-participant z-scores")
     sensitivity = []
     z, n_flat = models.zscore_within(df)
-    if z.empty or z["match"].nunique() < 2:
-        zt = TestResult.skip("in_group_preference", "LMM on within-participant z-scores",
-                             "no participant with varying ratings saw both own and other cultures")
+    problem = "no participant has varying ratings" if z.empty else models.match_problem(z)
+    if problem:
+        zt = TestResult.skip("in_group_preference", "LMM on within-participant z-scores", problem)
     else:
         zt = models.match_test(models.fit_lmm(z, " + ".join(
             ["match"] + [t for t in ("culture_group", "stimulus_culture") if z[t].nunique() > 1])), "SD units")

@@ -38,7 +38,8 @@ def choice_table(pkg: Package, question_id: str) -> pd.DataFrame:
         "participant": r["participant_id"].to_numpy(),
         "culture_group": r["participant_id"].map(groups).to_numpy(),
         "stimulus_a": r["stimulus_id"].to_numpy(), "stimulus_b": r["stimulus_id_b"].to_numpy(),
-        "culture_a": r["stimulus_id"].map(cultures).to_numpy(), "culture_b": r["stimulus_id_b"].map(cultures).to_numpy(),
+        "culture_a": r["stimulus_id"].map(cultures).to_numpy(),
+        "culture_b": r["stimulus_id_b"].map(cultures).to_numpy(),
         "chose_b": r["value_num"].astype(int).to_numpy(),
     })
     out = out[out["culture_group"] != ""].reset_index(drop=True)
@@ -119,7 +120,8 @@ def choice_descriptives(df: pd.DataFrame) -> list[dict]:
     rows = []
     for (g, c), sub in long.groupby(["culture_group", "stimulus_culture"]):
         k, n = int(sub["chosen"].sum()), len(sub)
-        rows.append({"culture_group": g, "stimulus_culture": c, "n": n, "mean": k / n, "sd": float(sub["chosen"].std(ddof=1)) if n > 1 else None,
+        sd = float(sub["chosen"].std(ddof=1)) if n > 1 else None
+        rows.append({"culture_group": g, "stimulus_culture": c, "n": n, "mean": k / n, "sd": sd,
                      "ci95": list(wilson_ci(k, n))})
     return rows
 

@@ -44,7 +44,8 @@ def _floats(text: str) -> list[float]:
 
 @click.command()
 @click.argument("export_dir", type=click.Path(path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for report.html + results.json.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Folder for report.html + results.json.")
 @click.option("--exclusions", "exclusions", type=click.Path(path_type=Path), default=None,
               help="YAML or JSON file of exclusion rule options (defaults: docs/analysis.md).")
 @click.option("--clmm-max-responses", default=600, show_default=True, type=click.IntRange(min=50),

@@ -157,7 +157,8 @@ def _load_resource(root: Path, resource: dict, name: str) -> pd.DataFrame:
         raise DataPackageError(f"{path.name}: the header {header} differs from datapackage.json's schema {declared}")
     out = pd.DataFrame(index=df.index)
     for col, kind, nullable in TABLES[name]:
-        out[col] = _parse_column(df[col], kind, nullable, lambda i, c=col: f"{path.name} row {_row(i, fmt)}, column {c}")
+        out[col] = _parse_column(df[col], kind, nullable,
+                                 lambda i, c=col: f"{path.name} row {_row(i, fmt)}, column {c}")
     for col in header[len(expected):]:  # extra columns may follow; kept as they are
         out[col] = df[col]
     out.attrs["file"], out.attrs["format"] = path.name, fmt
@@ -174,7 +175,8 @@ def _check_unique(df: pd.DataFrame, col: str) -> None:
         i = int(np.flatnonzero(dup.to_numpy())[0])
         first = int(np.flatnonzero((df[col] == df[col].iloc[i]).to_numpy())[0])
         raise DataPackageError(
-            f"{_where(df, i, col)}: duplicate {col} {df[col].iloc[i]!r} (first at row {_row(first, df.attrs['format'])})"
+            f"{_where(df, i, col)}: duplicate {col} {df[col].iloc[i]!r} "
+            f"(first at row {_row(first, df.attrs['format'])})"
         )
 
 
@@ -220,7 +222,8 @@ def _design(meta: dict | None, participants: pd.DataFrame, stimuli: pd.DataFrame
         inferred.append("questions (kinds and Likert scales from the observed responses)")
     for qid, q in questions.items():
         if not isinstance(q, dict) or q.get("kind") not in ("likert", "slider", "choice"):
-            raise DataPackageError(f"datapackage.json: culturelab.questions.{qid}.kind must be likert, slider or choice")
+            raise DataPackageError(
+                f"datapackage.json: culturelab.questions.{qid}.kind must be likert, slider or choice")
         q.setdefault("scale", {"min": 0, "max": 100} if q["kind"] == "slider" else {"min": 0, "max": 1})
     study = meta.get("study") or {}
     return Design(match={k: list(v) for k, v in match.items()}, questions=questions,

@@ -153,25 +153,38 @@ def f_test(lf: LmmFit, name: str, rows: list[int], what: str) -> TestResult:
     )
 
 
+def match_problem(df: pd.DataFrame) -> str | None:
+    """Why `match` cannot be estimated next to the culture main effects, or None when it can.
+
+    It cannot when it is constant, or when it is a combination of the group and culture dummies (one culture
+    group; or every group owning the same cultures), which least squares reveals as a zero residual."""
+    if df["match"].nunique() < 2:
+        return "no response pairs a group with a culture the match table gives it, or all do"
+    dummies = pd.get_dummies(df[["culture_group", "stimulus_culture"]].astype(str), drop_first=True, dtype=float)
+    x = np.column_stack([np.ones(len(df)), dummies.to_numpy()])
+    y = df["match"].to_numpy(dtype=float)
+    resid = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+    if np.abs(resid).max() < 1e-8:
+        return ("match is confounded with the culture main effects in this design (e.g. a single culture group); "
+                "it cannot be estimated")
+    return None
+
+
 def lmm_tests(df: pd.DataFrame, units: str, response: str = "value") -> tuple[list[TestResult], dict]:
     """The four Contract 3 tests for a rating question, and the fixed-effect tables for the report."""
     n_groups, n_cultures = df["culture_group"].nunique(), df["stimulus_culture"].nunique()
     skip_groups = "needs two or more culture groups with data" if n_groups < 2 else None
     skip_cultures = "needs two or more stimulus cultures" if n_cultures < 2 else None
     terms = [t for t, skip in (("culture_group", skip_groups), ("stimulus_culture", skip_cultures)) if not skip]
-    has_match = df["match"].nunique() == 2
+    problem = match_problem(df)
+    has_match = problem is None
     fixed = " + ".join((["match"] if has_match else []) + terms) or "1"
     tables: dict = {}
     tests: list[TestResult] = []
     main = fit_lmm(df, fixed, response)
     tables["main"] = coefficient_table(main, f"{response} ~ {fixed} + {RANDOM}")
-    if not has_match:
-        tests.append(TestResult.skip("in_group_preference", LMM_METHOD,
-                                     "no response pairs a group with a culture the match table gives it, or all do"))
-    elif "match" not in main.names:
-        tests.append(TestResult.skip("in_group_preference", LMM_METHOD,
-                                     "match is confounded with the culture main effects in this design "
-                                     "(e.g. a single culture group); it cannot be estimated"))
+    if problem:
+        tests.append(TestResult.skip("in_group_preference", LMM_METHOD, problem))
     else:
         tests.append(match_test(main, units))
     for name, term, skip in (("participant_culture", "culture_group", skip_groups),

@@ -14,8 +14,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from culturelab.analysis.effects import (bootstrap_ci, cliffs_delta, epsilon_squared,
-                                         rank_biserial_paired)
+from culturelab.analysis.effects import bootstrap_ci, cliffs_delta, epsilon_squared, rank_biserial_paired
 from culturelab.analysis.result import TestResult, fmt_bounded, fmt_p
 
 

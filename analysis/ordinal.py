@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from culturelab.analysis.models import match_problem
 from culturelab.analysis.result import TestResult, apa_z
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,10 @@ def subsample_participants(df: pd.DataFrame, max_responses: int, seed: int = 0) 
 def clmm_match(df: pd.DataFrame, max_responses: int = 600, seed: int = 0) -> TestResult:
     method = ("CLMM, logit link (interlace-lme clmm, as R ordinal::clmm): " + CLMM_FORMULA +
               " + (1|participant) + (1|stimulus); match log-odds, Wald z CI")
-    if df["match"].nunique() < 2:
-        return TestResult.skip("in_group_preference", method, "match does not vary")
     sub, note = subsample_participants(df, max_responses, seed)
+    problem = match_problem(sub)
+    if problem:
+        return TestResult.skip("in_group_preference", method, problem)
     terms = ["match"] + [t for t in ("culture_group", "stimulus_culture") if sub[t].nunique() > 1]
     sub = sub.assign(value=sub["value"].astype(int))
     started = time.perf_counter()

@@ -226,8 +226,10 @@ def render_html(results: dict, extras: dict) -> str:
         parts.append(_table(["responses set aside", "count"], list(map(list, results["dropped_responses"].items()))))
     for qid, q in results["questions"].items():
         parts.append(_question_html(qid, q, extras.get("questions", {}).get(qid, {}), results, labels))
-    parts.append("<h2>Methods: what produced each number</h2><ul>" + "".join(f"<li>{_e(m)}</li>" for m in METHODS) + "</ul>")
-    parts.append("<h2>Package versions</h2>" + _table(["package", "version"], list(map(list, results["versions"].items()))))
+    methods = "".join(f"<li>{_e(m)}</li>" for m in METHODS)
+    parts.append(f"<h2>Methods: what produced each number</h2><ul>{methods}</ul>")
+    versions = [[k, v] for k, v in results["versions"].items()]
+    parts.append("<h2>Package versions</h2>" + _table(["package", "version"], versions))
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{_e(title)}</title>"
             f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>\n" + "\n".join(parts) +

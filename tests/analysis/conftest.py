@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from filelock import FileLock
 
 from culturelab.analysis.simulate import SimulationOptions, simulate, write_package
 from culturelab.platform.cli import main
@@ -23,9 +24,20 @@ def make_package(path: Path, opts: SimulationOptions = SMALL, fmt: str = "csv") 
     return write_package(tables, meta, path, fmt)
 
 
+def _shared_dir(tmp_path_factory) -> Path:
+    """A folder all pytest-xdist workers of this run share (the pytest-xdist docs' pattern)."""
+    return tmp_path_factory.getbasetemp().parent / "culturelab-analysis-shared"
+
+
 @pytest.fixture(scope="session")
 def small_package(tmp_path_factory) -> Path:
-    return make_package(tmp_path_factory.mktemp("export") / "pkg")
+    shared = _shared_dir(tmp_path_factory)
+    shared.mkdir(exist_ok=True)
+    with FileLock(str(shared / "package.lock")):
+        pkg = shared / "pkg"
+        if not (pkg / "datapackage.json").exists():
+            make_package(pkg)
+    return pkg
 
 
 @pytest.fixture
@@ -36,11 +48,16 @@ def package_copy(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def analysed(small_package, tmp_path_factory) -> tuple[dict, str, Path]:
-    """`culturelab analyze` run once through the real CLI entry point: (results.json, report.html, out dir)."""
-    out = tmp_path_factory.mktemp("analysis") / "out"
-    result = CliRunner().invoke(main, ["analyze", str(small_package), "--out", str(out),
-                                       "--clmm-max-responses", "150"])
-    assert result.exit_code == 0, result.output
+    """`culturelab analyze` run once through the real CLI entry point: (results.json, report.html, out dir).
+
+    Run once per test session, not once per xdist worker (the CLMM in it costs ~10 s of CPU)."""
+    shared = _shared_dir(tmp_path_factory)
+    out = shared / "out"
+    with FileLock(str(shared / "analysis.lock")):
+        if not (out / "results.json").exists():
+            result = CliRunner().invoke(main, ["analyze", str(small_package), "--out", str(out),
+                                               "--clmm-max-responses", "150"])
+            assert result.exit_code == 0, result.output
     return (json.loads((out / "results.json").read_text(encoding="utf-8")),
             (out / "report.html").read_text(encoding="utf-8"), out)
 

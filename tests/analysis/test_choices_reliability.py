@@ -8,8 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from culturelab.analysis.choices import (bradley_terry, choice_descriptives, choice_table, ingroup_choice_glmm,
-                                         ingroup_choice_participants)
+from culturelab.analysis.choices import (
+    bradley_terry,
+    choice_descriptives,
+    choice_table,
+    ingroup_choice_glmm,
+    ingroup_choice_participants,
+)
 from culturelab.analysis.load import load_package
 from culturelab.analysis.reliability import krippendorff_alpha, split_half
 from culturelab.analysis.simulate import SimulationOptions

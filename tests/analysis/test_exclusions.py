@@ -9,8 +9,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from culturelab.analysis.exclusions import (ExclusionConfigError, ExclusionRules, apply_exclusions, flow_table,
-                                            longstring)
+from culturelab.analysis.exclusions import (
+    ExclusionConfigError,
+    ExclusionRules,
+    apply_exclusions,
+    flow_table,
+    longstring,
+)
 from culturelab.analysis.load import load_package
 from culturelab.platform.cli import main
 

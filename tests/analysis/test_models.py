@@ -105,3 +105,13 @@ def test_zscores_drop_and_count_flat_participants():
     z, n_flat = zscore_within(d)
     assert n_flat == 1 and flat not in set(z["participant"])
     assert z.groupby("participant")["value"].std().round(9).eq(1).all()
+
+
+def test_match_confounded_with_main_effects_is_detected():
+    from culturelab.analysis.models import match_problem
+
+    d, _ = slider_data(participants_per_group=4, stimuli_per_culture=3, slider_trials=9, seed=3)
+    assert match_problem(d) is None
+    one_group = d[d["culture_group"] == "east_asian"]
+    assert "confounded" in match_problem(one_group)
+    assert "no response" in match_problem(d.assign(match=0))

@@ -37,7 +37,8 @@ def test_results_json_follows_contract_3(analysed):
         assert names == ["in_group_preference", "participant_culture", "stimulus_culture", "culture_interaction"]
     ing = results["questions"]["beauty"]["tests"][0]
     assert ing["estimate"] > 0 and ing["ci95"][0] < ing["estimate"] < ing["ci95"][1]
-    assert re.fullmatch(r"b = -?\d+\.\d\d, 95% CI \[.*\], t\(\d+(\.\d)?\) = .*, p [=<] \.\d{3}, d = -?\d\.\d\d", ing["apa"])
+    apa = r"b = -?\d+\.\d\d, 95% CI \[.*\], t\(\d+(\.\d)?\) = .*, p [=<] \.\d{3}, d = -?\d\.\d\d"
+    assert re.fullmatch(apa, ing["apa"])
     kw = results["questions"]["liking"]["nonparametric"][0]
     assert re.fullmatch(r"H\(2\) = \d+\.\d\d, p [=<] \.\d{3}, ε² = -?\.\d\d", kw["apa"])
 
