@@ -62,9 +62,9 @@ def write_study(folder: Path, trials: int) -> Path:
             sid = f"{culture}-{k:04d}"
             path = images / f"{sid}.png"
             Image.new("RGB", (16, 16), (50 * ci, 30 * k, 128)).save(path)
-            stimuli.append({"id": sid, "file": f"images/{sid}.png", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                            "width": 16, "height": 16, "culture": culture, "mix": {culture: 1.0}, "method": "cgan",
-                            "seed": k, "content": None})
+            sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+            stimuli.append({"id": sid, "file": f"images/{sid}.png", "sha256": sha256, "width": 16, "height": 16,
+                            "culture": culture, "mix": {culture: 1.0}, "method": "cgan", "seed": k, "content": None})
     manifest = {"schema": "culturelab.stimuli/1", "name": "load-test", "created_at": "2026-11-26T12:00:00Z",
                 "cultures": CULTURES, "generator": {"method": "cgan"}, "stimuli": stimuli}
     (folder / "stimuli" / "manifest.json").write_text(json.dumps(manifest))
@@ -76,7 +76,8 @@ def write_study(folder: Path, trials: int) -> Path:
         "stimulus_sets": ["stimuli"],
         "match": {"east_asian": ["seigaiha", "ice_ray"], "west_african": ["kente"], "european": ["meander"]},
         "questions": [
-            {"id": "liking", "kind": "likert", "scale": {"min": 1, "max": 7}, "text": {"en": "How much do you like it?"}},
+            {"id": "liking", "kind": "likert", "scale": {"min": 1, "max": 7},
+             "text": {"en": "How much do you like it?"}},
             {"id": "beauty", "kind": "slider", "text": {"en": "How beautiful is it?"}},
             {"id": "preference", "kind": "choice", "text": {"en": "Which do you prefer?"}},
         ],
@@ -119,9 +120,45 @@ def culturelab(env: dict[str, str], *args: str) -> None:
         raise click.ClickException(f"culturelab {' '.join(args)} failed: {result.stderr.strip()[-500:]}")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc; 0 for one that is gone)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, IndexError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def server_pids(pid: int) -> list[int]:
+    """The gunicorn arbiter and its workers."""
+    try:
+        return [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    except FileNotFoundError:
+        return [pid]
+
+
+def database_pids(url: str) -> list[int]:
+    """PostgreSQL backends serving this database (their title names it); none for SQLite."""
+    name = make_url(url).database or ""
+    if make_url(url).get_backend_name() != "postgresql":
+        return []
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes()
+        except OSError:
+            continue
+        if title.startswith(b"postgres:") and f" {name} ".encode() in title:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
 @contextmanager
 def server(env: dict[str, str], port: int, workers: int, threads: int, log: Path):
-    """`culturelab serve` as a subprocess, yielded once it answers on the port."""
+    """`culturelab serve` as a subprocess, yielded (its pid) once it answers on the port."""
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "culturelab.platform.cli", "serve", "--port", str(port),
@@ -141,7 +178,7 @@ def server(env: dict[str, str], port: int, workers: int, threads: int, log: Path
                 if time.monotonic() > deadline:
                     raise click.ClickException("the server did not start within 60 s") from None
                 time.sleep(0.2)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         try:
@@ -157,6 +194,8 @@ def server(env: dict[str, str], port: int, workers: int, threads: int, log: Path
 class Tally:
     latencies: dict[str, list[float]] = field(default_factory=dict)  # request kind -> seconds
     errors: Counter = field(default_factory=Counter)  # "kind status/exception" -> count
+    retries: int = 0  # answers sent again (same response_id) after a connection failed
+    cpu_s: float = 0.0  # CPU time of this client process
     acknowledged: list[str] = field(default_factory=list)  # response_ids answered 201/200
     completed: int = 0
 
@@ -164,24 +203,32 @@ class Tally:
 class Participant:
     """One participant on the API, as the browser page walks it (DESIGN.md, participant API)."""
 
-    def __init__(self, pool: urllib3.HTTPConnectionPool, tally: Tally, lock: threading.Lock, think: float,
-                 rng: random.Random):
-        self.pool, self.tally, self.lock, self.think, self.rng = pool, tally, lock, think, rng
+    def __init__(self, port: int, tally: Tally, lock: threading.Lock, think: float, rng: random.Random):
+        # One keep-alive connection per participant, like a browser tab.
+        self.pool = urllib3.HTTPConnectionPool("127.0.0.1", port, maxsize=1, timeout=urllib3.Timeout(10, 60))
+        self.tally, self.lock, self.think, self.rng = tally, lock, think, rng
 
-    def call(self, kind: str, method: str, path: str, body: dict | None, ok: tuple[int, ...]) -> dict | None:
+    def call(self, kind: str, method: str, path: str, body: dict | None, ok: tuple[int, ...],
+             resend: int = 0) -> dict | None:
+        """One request; ``resend`` times more if the connection fails after sending (answers only: the page
+        resends an answer with the same response_id until it gets a reply, DESIGN.md)."""
         data = None if body is None else json.dumps(body).encode()
         start = time.perf_counter()
-        try:
-            # A connection that turns out stale before anything was sent is retried; nothing after that
-            # (read=0): a lost reply is an error here, and the answer must still be in the database.
-            r = self.pool.urlopen(method, path, body=data, headers={"Content-Type": "application/json"},
-                                  retries=urllib3.Retry(total=2, connect=2, read=0, status=0, redirect=0, other=0),
-                                  timeout=urllib3.Timeout(connect=10, read=60))
-            elapsed = time.perf_counter() - start
-        except urllib3.exceptions.HTTPError as exc:
-            with self.lock:
-                self.tally.errors[f"{kind} {type(exc).__name__}"] += 1
-            return None
+        for attempt in range(resend + 1):
+            try:
+                # A connection found closed before anything was sent is reopened (connect=2); a failure
+                # after sending is retried only for answers (read=0 here, the loop for answers).
+                r = self.pool.urlopen(method, path, body=data, headers={"Content-Type": "application/json"},
+                                      retries=urllib3.Retry(total=2, connect=2, read=0, status=0, redirect=0, other=0))
+                break
+            except urllib3.exceptions.HTTPError as exc:
+                if attempt == resend:
+                    with self.lock:
+                        self.tally.errors[f"{kind} {type(exc).__name__}"] += 1
+                    return None
+                with self.lock:
+                    self.tally.retries += 1
+        elapsed = time.perf_counter() - start
         with self.lock:
             self.tally.latencies.setdefault(kind, []).append(elapsed)
             if r.status not in ok:
@@ -213,7 +260,7 @@ class Participant:
             response_id = str(uuid.uuid4())
             answer = {"trial_id": trial["id"], "response_id": response_id, "value": self.value(trial),
                       "rt_ms": self.rng.randint(300, 3000)}
-            reply = self.call("response", "POST", f"{base}/responses", answer, (201,))
+            reply = self.call("response", "POST", f"{base}/responses", answer, (201, 200), resend=2)
             if reply is None:
                 return
             with self.lock:
@@ -222,6 +269,9 @@ class Participant:
         if nxt is not None:
             with self.lock:
                 self.tally.completed += 1
+
+    def close(self) -> None:
+        self.pool.close()
 
     def value(self, trial: dict) -> int:
         if trial["kind"] == "attention":
@@ -233,7 +283,7 @@ class Participant:
 def client_process(port: int, participants: int, concurrency: int, think: float, ramp: float, seed: int) -> Tally:
     """Runs `participants` participants, `concurrency` at a time, each starting within the ramp."""
     tally, lock = Tally(), threading.Lock()
-    pool = urllib3.HTTPConnectionPool("127.0.0.1", port, maxsize=concurrency, block=True)
+    cpu_start = time.process_time()
     rng = random.Random(seed)
     queue = list(range(participants))
 
@@ -245,14 +295,18 @@ def client_process(port: int, participants: int, concurrency: int, think: float,
                 if not queue:
                     return
                 queue.pop()
-            Participant(pool, tally, lock, think, local).run()
+            participant = Participant(port, tally, lock, think, local)
+            try:
+                participant.run()
+            finally:
+                participant.close()
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    pool.close()
+    tally.cpu_s = time.process_time() - cpu_start
     return tally
 
 
@@ -320,30 +374,39 @@ def main(participants: int, concurrency: int | None, trials: int, think_ms: int,
         culturelab(env, "db", "upgrade")
         culturelab(env, "study", "load", str(write_study(folder, trials)))
         port = free_port()
-        stack.enter_context(server(env, port, workers, threads, folder / "server.log"))
+        server_pid = stack.enter_context(server(env, port, workers, threads, folder / "server.log"))
 
         shares = [participants // client_processes + (i < participants % client_processes)
                   for i in range(client_processes)]
-        slots = [concurrency // client_processes + (i < concurrency % client_processes) for i in range(client_processes)]
-        jobs = [(port, n, max(1, c), think_ms / 1000, ramp_s, seed * 1000 + i) for i, (n, c) in enumerate(zip(shares, slots))]
+        slots = [concurrency // client_processes + (i < concurrency % client_processes)
+                 for i in range(client_processes)]
+        jobs = [(port, n, max(1, c), think_ms / 1000, ramp_s, seed * 1000 + i)
+                for i, (n, c) in enumerate(zip(shares, slots, strict=True))]
+        serving, backends = server_pids(server_pid), database_pids(database_url)
+        cpu_before = cpu_seconds(serving), cpu_seconds(backends)
         started = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(client_processes) as workers_pool:
             tallies = workers_pool.map(_client_entry, jobs)
         duration = time.perf_counter() - started
+        # Backends that connected during the run count from 0 (they did nothing before it).
+        cpu_server = cpu_seconds(serving) - cpu_before[0]
+        cpu_database = cpu_seconds(database_pids(database_url)) - cpu_before[1]
 
         stored = stored_response_ids(database_url)
 
     latencies: dict[str, list[float]] = {}
     errors: Counter = Counter()
     acknowledged: set[str] = set()
-    completed = 0
+    completed = retries = 0
     for tally in tallies:
         for kind, values in tally.latencies.items():
             latencies.setdefault(kind, []).extend(values)
         errors.update(tally.errors)
         acknowledged.update(tally.acknowledged)
         completed += tally.completed
+        retries += tally.retries
     every = [v for values in latencies.values() for v in values]
+    cpu_client = sum(tally.cpu_s for tally in tallies)
     answers = latencies.get("response", [])
     result = {
         "participants": participants,
@@ -367,6 +430,11 @@ def main(participants: int, concurrency: int | None, trials: int, think_ms: int,
         "p99_ms_by_kind": {kind: percentile_ms(values, 99) for kind, values in sorted(latencies.items())},
         "errors": sum(errors.values()),
         "error_kinds": dict(errors),
+        "retries": retries,
+        # Where the machine's CPU went, per request: on a shared machine this is the figure that holds.
+        "cpu_ms_per_request": {name: round(1000 * seconds / max(1, len(every)), 2) for name, seconds in
+                               (("server", cpu_server), ("database", cpu_database), ("client", cpu_client))},
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "lost": len(acknowledged - stored),
     }
     click.echo(json.dumps(result))

@@ -35,7 +35,10 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No pool_pre_ping: it would cost a round trip on every request. A connection the server dropped
+    # (a restart) fails its one request with a 500, and SQLAlchemy then discards the whole pool; the
+    # participant page resends an answer with the same response_id, so nothing is lost.
+    return create_engine(url, pool_size=10, max_overflow=20)
 
 
 def init_app(app: Flask) -> None:

@@ -65,6 +65,8 @@ _UPCOMING = (
     .where(_trials.c.position.between(bindparam("first"), bindparam("last")))
 )
 _INSERT_RESPONSE = insert(Response.__table__)
+# SET takes the columns named in the parameters (n_answered; status etc. when the last answer completes).
+_UPDATE_PARTICIPANT = update(Participant.__table__).where(Participant.__table__.c.id == bindparam("participant_id"))
 _RESPONSE_BY_ID = select(Response.__table__).where(Response.__table__.c.response_id == bindparam("response_id"))
 
 
@@ -204,13 +206,12 @@ def record_background(session: Session, participant: Participant, background: di
     for stimulus_id, culture in rows:
         by_culture.setdefault(culture, []).append(stimulus_id)
     planned = plan_trials(spec, by_culture, participant.seed, participant.ordinal)
-    session.add_all(
-        Trial(
-            participant_id=participant.id, position=i, kind=t.kind, question_id=t.question_id,
-            stimulus_id=t.stimulus, stimulus_b_id=t.stimulus_b, expected=t.expected,
-        )
+    # One multi-row INSERT of plain rows (no Trial objects are needed in this session).
+    session.connection().execute(insert(_trials), [
+        {"participant_id": participant.id, "position": i, "kind": t.kind, "question_id": t.question_id,
+         "stimulus_id": t.stimulus, "stimulus_b_id": t.stimulus_b, "expected": t.expected}
         for i, t in enumerate(planned)
-    )
+    ])
     participant.n_trials = len(planned)
 
 
@@ -250,7 +251,10 @@ def upcoming(session: Session, participant: Participant) -> tuple[Row | None, Ro
     current = next_trial_position(participant)
     if current is None:
         return None, None
-    rows = session.execute(_UPCOMING, {"participant_id": participant.id, "first": current, "last": current + 1})
+    # On the session's connection: no ORM objects are involved, so none of the session's machinery is.
+    rows = session.connection().execute(
+        _UPCOMING, {"participant_id": participant.id, "first": current, "last": current + 1}
+    )
     by_position = {row.position: row for row in rows}
     return by_position.get(current), by_position.get(current + 1)
 
@@ -279,13 +283,14 @@ def record_response(
     The same response_id again (a double click, a retry after a lost reply) stores nothing and is not an
     error; a different answer to an answered trial is 409, and so is an answer that skips ahead.
     """
-    trial = session.execute(_TRIAL, {"trial_id": trial_id}).first()
+    connection = session.connection()  # plain rows: no ORM objects involved (see upcoming)
+    trial = connection.execute(_TRIAL, {"trial_id": trial_id}).first()
     try:
         _check_answer(participant, trial, trial_id, value)
     except JourneyError:
         # A replay (a retry whose first try was stored) can only land here, or on the unique response_id
         # below, so the response_id is looked up only then, not on every answer.
-        previous = session.execute(_RESPONSE_BY_ID, {"response_id": response_id}).first()
+        previous = connection.execute(_RESPONSE_BY_ID, {"response_id": response_id}).first()
         if previous is not None:
             return _replayed(previous, participant, trial_id, value)
         raise
@@ -293,7 +298,7 @@ def record_response(
         # The unique trial_id turns a racing second answer into an IntegrityError, on every backend.
         # Nothing is written before this insert, so rolling back the whole transaction loses nothing
         # (and saves a savepoint's two round trips on every answer).
-        session.execute(_INSERT_RESPONSE, {
+        connection.execute(_INSERT_RESPONSE, {
             "response_id": response_id, "participant_id": participant.id, "trial_id": trial.id, "value": value,
             "correct": (value == trial.expected) if trial.kind == "attention" else None, "rt_ms": rt_ms,
         })
@@ -307,7 +312,7 @@ def record_response(
     if progress["n_answered"] >= participant.n_trials:
         code = spec_of(participant.study).recruitment.completion_code
         progress.update(status="completed", completed_at=utcnow(), completion_code=code or secrets.token_hex(4).upper())
-    session.execute(update(Participant.__table__).where(Participant.__table__.c.id == participant.id).values(progress))
+    connection.execute(_UPDATE_PARTICIPANT, {"participant_id": participant.id, **progress})
     # The loaded participant shows the new state without a flush of its own (one UPDATE, as above).
     for key, value_ in progress.items():
         set_committed_value(participant, key, value_)
