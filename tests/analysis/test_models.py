@@ -115,3 +115,17 @@ def test_match_confounded_with_main_effects_is_detected():
     one_group = d[d["culture_group"] == "east_asian"]
     assert "confounded" in match_problem(one_group)
     assert "no response" in match_problem(d.assign(match=0))
+
+
+def test_sleepstudy_matches_the_published_lme4_lmertest_numbers():
+    """lme4's sleepstudy (shipped with mixedlm), `Reaction ~ Days + (1|Subject)`: lmerTest's summary prints
+    (Intercept) 251.4051, SE 9.7467, df 22.81 and Days 10.4673, SE 0.8042, df 161."""
+    from culturelab.analysis.models import LmmFit
+
+    fit = mixedlm.lmer("Reaction ~ Days + (1|Subject)", mixedlm.load_sleepstudy())
+    names = list(fit.matrices.fixed_names)
+    lf = LmmFit(fit, names, names, [])
+    assert fit.beta == pytest.approx([251.4051, 10.4673], abs=1e-4)
+    assert np.sqrt(np.diag(fit.vcov())) == pytest.approx([9.7467, 0.8042], abs=1e-4)
+    assert satterthwaite_contrast(lf, [0])[2] == pytest.approx(22.81, abs=0.01)
+    assert satterthwaite_contrast(lf, [1])[2] == pytest.approx(161.0, abs=0.01)
