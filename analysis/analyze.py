@@ -53,6 +53,17 @@ def _units(q: dict) -> str:
     return f"{kind} ({scale.get('min')}–{scale.get('max')})"
 
 
+def _lmm_or_skip(df: pd.DataFrame, q: dict) -> tuple[list[TestResult], dict]:
+    """The four named LMM tests, Holm-adjusted; all skipped with the reason when there is no data."""
+    if df.empty:
+        reason = "no analysed responses to this question"
+        return [TestResult.skip(n, models.LMM_METHOD, reason) for n in
+                ("in_group_preference", "participant_culture", "stimulus_culture", "culture_interaction")], {}
+    tests, tables = models.lmm_tests(df, _units(q))
+    holm(tests)
+    return tests, tables
+
+
 def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[str], opts: AnalysisOptions,
                      tick: Callable[[str], None]) -> tuple[dict, dict]:
     df = all_rows[all_rows["participant"].isin(analysed)].reset_index(drop=True)
@@ -61,21 +72,15 @@ def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[st
     extras: dict = {}
     out["descriptives"] = rating_descriptives(df)
     tick(f"{qid}: linear mixed model")
-    if df.empty:
-        reason = "no analysed responses to this question"
-        out["tests"] = [TestResult.skip(n, models.LMM_METHOD, reason).to_dict() for n in
-                        ("in_group_preference", "participant_culture", "stimulus_culture", "culture_interaction")]
-        for _ in range(6):
-            tick(f"{qid}: skipped")
-        return out, extras
-    tests, tables = models.lmm_tests(df, _units(q))
-    holm(tests)
+    tests, tables = _lmm_or_skip(df, q)
     out["tests"] = [t.to_dict() for t in tests]
     out["models"] = tables
     tick(f"{qid}: same model without exclusions")
-    tests_all, _ = models.lmm_tests(all_rows, _units(q))
-    holm(tests_all)
-    out["tests_without_exclusions"] = [t.to_dict() for t in tests_all]
+    out["tests_without_exclusions"] = [t.to_dict() for t in _lmm_or_skip(all_rows, q)[0]]
+    if df.empty:
+        for _ in range(5):
+            tick(f"{qid}: skipped")
+        return out, extras
     tick(f"{qid}: within-participant z-scores")
     sensitivity = []
     z, n_flat = models.zscore_within(df)

@@ -58,10 +58,13 @@ def own_choice_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def ingroup_choice_glmm(df: pd.DataFrame) -> tuple[TestResult, dict]:
+    if df.empty:
+        return TestResult.skip("in_group_preference", GLMM_METHOD, "no analysed responses to this question"), {}
     d = own_choice_rows(df)
     if d.empty or d["participant"].nunique() < 2:
         return TestResult.skip("in_group_preference", GLMM_METHOD,
-                               "no choice trial paired an own-culture image with another culture's"), {}
+                               "fewer than two participants saw an own-culture image paired with another "
+                               "culture's"), {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = mixedlm.glmer("chose_own ~ own_right + (1|participant) + (1|own_stimulus)", d,

@@ -136,3 +136,18 @@ def test_power_cli_prints_a_table_and_writes_json(tmp_path):
     assert strong["power_ci95"][0] <= strong["power"] <= strong["power_ci95"][1]
     bad = CliRunner().invoke(main, ["power", "--participants-per-group", "ten"])
     assert bad.exit_code == 2
+
+
+def test_when_rules_exclude_everyone_the_results_say_so_and_keep_the_unexcluded_tests(tmp_path, small_package):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rt_floor_ms: 100000\n")
+    result = CliRunner().invoke(main, ["analyze", str(small_package), "--out", str(tmp_path / "out"),
+                                       "--exclusions", str(rules)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["n"]["participants_analyzed"] == 0
+    assert len(results["exclusions"]) == results["n"]["participants"]
+    beauty = results["questions"]["beauty"]
+    assert all(t["skipped"] == "no analysed responses to this question" for t in beauty["tests"])
+    assert beauty["tests_without_exclusions"][0]["p"] is not None
+    assert results["questions"]["preference"]["tests"][0]["skipped"]
