@@ -221,10 +221,12 @@ def _design(meta: dict | None, participants: pd.DataFrame, stimuli: pd.DataFrame
             questions[qid] = {"kind": kind, "scale": scale}
         inferred.append("questions (kinds and Likert scales from the observed responses)")
     for qid, q in questions.items():
-        if not isinstance(q, dict) or q.get("kind") not in ("likert", "slider", "choice"):
+        if not isinstance(q, dict) or q.get("kind") not in ("likert", "slider", "choice", "attention"):
             raise DataPackageError(
-                f"datapackage.json: culturelab.questions.{qid}.kind must be likert, slider or choice")
+                f"datapackage.json: culturelab.questions.{qid}.kind must be likert, slider, choice or attention")
         q.setdefault("scale", {"min": 0, "max": 100} if q["kind"] == "slider" else {"min": 0, "max": 1})
+    # attention checks feed the exclusion rules (participants.attention_passed), not the models
+    questions = {qid: q for qid, q in questions.items() if q["kind"] != "attention"}
     study = meta.get("study") or {}
     return Design(match={k: list(v) for k, v in match.items()}, questions=questions,
                   culture_groups=groups, study=study, inferred=inferred)

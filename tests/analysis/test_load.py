@@ -100,3 +100,17 @@ def test_package_without_design_key_is_inferred_and_says_so(package_copy):
     assert pkg.design.questions["liking"] == {"kind": "likert", "scale": {"min": 1, "max": 7}}
     assert any("match" in what for what in pkg.design.inferred)
     assert pkg.design.match == {}  # group ids are not culture names here: no ownership can be inferred
+
+
+def test_platform_style_attention_question_in_the_design_is_accepted(package_copy):
+    """The platform's export lists attention checks as a question of kind `attention`: they feed the
+    exclusion rules, not the models."""
+    desc = json.loads((package_copy / "datapackage.json").read_text())
+    desc["culturelab"]["questions"]["attention"] = {"kind": "attention", "scale": {"min": 1, "max": 7}}
+    (package_copy / "datapackage.json").write_text(json.dumps(desc))
+    pkg = load_package(package_copy)
+    assert set(pkg.design.questions) == {"liking", "beauty", "preference"}
+    desc["culturelab"]["questions"]["attention"]["kind"] = "essay"
+    (package_copy / "datapackage.json").write_text(json.dumps(desc))
+    with pytest.raises(DataPackageError, match="questions.attention.kind must be"):
+        load_package(package_copy)
