@@ -8,15 +8,30 @@ import numpy as np
 import pandas as pd
 
 
+def _alpha(values: np.ndarray, level: str) -> float:
+    if values.shape[0] < 2 or values.shape[1] < 2 or len(np.unique(values[~np.isnan(values)])) < 2:
+        return float("nan")
+    return float(krippendorff.alpha(reliability_data=values, level_of_measurement=level))
+
+
 def krippendorff_alpha(df: pd.DataFrame, level: str) -> float:
     """α with participants as raters and stimuli as units; unrated cells are missing, not zeros."""
     matrix = df.pivot_table(index="participant", columns="stimulus", values="value", aggfunc="mean")
-    if matrix.shape[0] < 2 or matrix.shape[1] < 2:
-        return float("nan")
-    values = matrix.to_numpy(dtype=float)
-    if len(np.unique(values[~np.isnan(values)])) < 2:
-        return float("nan")
-    return float(krippendorff.alpha(reliability_data=values, level_of_measurement=level))
+    return _alpha(matrix.to_numpy(dtype=float), level)
+
+
+def krippendorff_alpha_ci(df: pd.DataFrame, level: str, n_boot: int = 200, seed: int = 0) -> list[float | None]:
+    """Percentile 95% CI for α, resampling the units (stimuli) with replacement."""
+    values = df.pivot_table(index="participant", columns="stimulus", values="value", aggfunc="mean").to_numpy(float)
+    if values.shape[1] < 3:
+        return [None, None]
+    rng = np.random.default_rng(seed)
+    boots = np.array([_alpha(values[:, rng.integers(0, values.shape[1], values.shape[1])], level)
+                      for _ in range(n_boot)])
+    boots = boots[np.isfinite(boots)]
+    if len(boots) < n_boot / 2:
+        return [None, None]
+    return [float(x) for x in np.percentile(boots, [2.5, 97.5])]
 
 
 def split_half(df: pd.DataFrame, n_splits: int = 200, seed: int = 0) -> dict:
@@ -57,6 +72,7 @@ def reliability_by_group(df: pd.DataFrame, kind: str) -> list[dict]:
     rows = []
     for group, sub in df.groupby("culture_group", observed=True):
         rows.append({"culture_group": group, "n_participants": int(sub["participant"].nunique()),
-                     "krippendorff_alpha": krippendorff_alpha(sub, level), "alpha_level": level,
+                     "krippendorff_alpha": krippendorff_alpha(sub, level),
+                     "krippendorff_alpha_ci95": krippendorff_alpha_ci(sub, level), "alpha_level": level,
                      "split_half": split_half(sub)})
     return rows

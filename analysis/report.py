@@ -181,9 +181,11 @@ def _question_html(qid: str, q: dict, extras: dict, results: dict, labels: dict)
     if q.get("reliability"):
         parts.append("<h3>Reliability</h3>")
         parts.append(_table(
-            ["group", "participants", "Krippendorff's α", "level", "split-half (Spearman–Brown)", "range over splits"],
+            ["group", "participants", "Krippendorff's α", "α 95% CI (bootstrap over stimuli)", "level",
+             "split-half (Spearman–Brown)", "range over splits"],
             [[labels.get(r["culture_group"], r["culture_group"]), r["n_participants"], r["krippendorff_alpha"],
-              r["alpha_level"], r["split_half"]["spearman_brown"], _ci(r["split_half"]["split_range95"])]
+              _ci(r["krippendorff_alpha_ci95"]), r["alpha_level"], r["split_half"]["spearman_brown"],
+              _ci(r["split_half"]["split_range95"])]
              for r in q["reliability"]]))
     if q.get("sensitivity"):
         parts.append("<h3>Sensitivity analyses of the in-group preference</h3>" + _tests_table(q["sensitivity"]))
@@ -256,7 +258,8 @@ METHODS = [
     "Bradley–Terry log-worth per stimulus culture and group: choix ilsr_pairwise_dense (alpha = 0.01), centred; "
     "CI: percentile bootstrap over participants.",
     "Reliability: Krippendorff's α (krippendorff package; ordinal for Likert, interval for sliders) with participants "
-    "as raters and stimuli as units; split-half: random participant halves, correlation of stimulus means, "
+    "as raters and stimuli as units, 95% CI by percentile bootstrap over stimuli; split-half: random participant "
+    "halves, correlation of stimulus means, "
     "Spearman–Brown corrected, mean and 2.5–97.5% range over 200 splits.",
 ]
 

@@ -16,7 +16,7 @@ from culturelab.analysis.choices import (
     ingroup_choice_participants,
 )
 from culturelab.analysis.load import load_package
-from culturelab.analysis.reliability import krippendorff_alpha, split_half
+from culturelab.analysis.reliability import krippendorff_alpha, krippendorff_alpha_ci, split_half
 from culturelab.analysis.simulate import SimulationOptions
 
 
@@ -65,7 +65,10 @@ def test_krippendorff_alpha_and_split_half():
     rows = [{"participant": f"p{p}", "stimulus": f"s{s}", "value": round(3 + true[s] + rng.normal(0, 0.3))}
             for p in range(30) for s in range(20)]
     d = pd.DataFrame(rows)
-    assert krippendorff_alpha(d, "ordinal") > 0.7
+    alpha = krippendorff_alpha(d, "ordinal")
+    assert alpha > 0.7
+    lo, hi = krippendorff_alpha_ci(d, "ordinal", n_boot=100)
+    assert lo < alpha < hi
     noise = d.assign(value=rng.integers(1, 8, len(d)))
     assert abs(krippendorff_alpha(noise, "ordinal")) < 0.1
     agree = split_half(d, n_splits=50)
