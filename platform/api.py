@@ -143,13 +143,13 @@ def respond(token: str):
     # The reply carries the next trial, so a participant's page needs one round trip per answer. It is
     # read inside the answer's transaction (one BEGIN/COMMIT per request) and sent only once committed.
     payload = {"stored": stored.created, "response_id": stored.response_id,
-               "next": _next_payload(session, participant)}
+               "next": _next_payload(session, participant, stored.trials)}
     session.commit()
     return jsonify(payload), 201 if stored.created else 200
 
 
-def _next_payload(session, participant: Participant) -> dict[str, Any]:
-    trial, following = journey.upcoming(session, participant)
+def _next_payload(session, participant: Participant, known: dict[int, Row] | None = None) -> dict[str, Any]:
+    trial, following = journey.upcoming(session, participant, known)
     if trial is None:
         return journey.completion(participant)
     preload = [] if following is None else [_media_url(sha256) for _, sha256 in _images(following)]

@@ -55,8 +55,8 @@ _PARTICIPANT_LOCKED = _PARTICIPANT.with_for_update()
 _TRIAL = select(_trials).where(_trials.c.id == bindparam("trial_id"))
 _UPCOMING = (
     select(
-        _trials.c.id, _trials.c.position, _trials.c.kind, _trials.c.question_id, _trials.c.expected,
-        _stimuli.c.key.label("stimulus_key"), _stimuli.c.sha256.label("stimulus_sha256"),
+        _trials.c.id, _trials.c.participant_id, _trials.c.position, _trials.c.kind, _trials.c.question_id,
+        _trials.c.expected, _stimuli.c.key.label("stimulus_key"), _stimuli.c.sha256.label("stimulus_sha256"),
         _stimuli_b.c.key.label("stimulus_b_key"), _stimuli_b.c.sha256.label("stimulus_b_sha256"),
     )
     .join(_stimuli, _stimuli.c.id == _trials.c.stimulus_id)
@@ -241,22 +241,30 @@ def next_trial_position(participant: Participant) -> int | None:
     return participant.n_answered
 
 
-def upcoming(session: Session, participant: Participant) -> tuple[Row | None, Row | None]:
+def upcoming(
+    session: Session, participant: Participant, known: dict[int, Row] | None = None
+) -> tuple[Row | None, Row | None]:
     """The current trial and the one after it (for preloading its images), in one query.
 
-    Rows with the trial's columns (id, position, kind, question_id, expected) and its images'
-    stimulus_key, stimulus_sha256, stimulus_b_key, stimulus_b_sha256 (None unless a choice).
-    Raises JourneyError when the participant is not at the trials stage.
+    Rows with the trial's columns (id, participant_id, position, kind, question_id, expected) and its
+    images' stimulus_key, stimulus_sha256, stimulus_b_key, stimulus_b_sha256 (None unless a choice).
+    ``known``: rows by position already read in this transaction (Stored.trials), used when they hold the
+    current trial. Raises JourneyError when the participant is not at the trials stage.
     """
     current = next_trial_position(participant)
     if current is None:
         return None, None
+    if not known or current not in known:
+        known = _trials_from(session, participant, current, 2)
+    return known.get(current), known.get(current + 1)
+
+
+def _trials_from(session: Session, participant: Participant, first: int, count: int) -> dict[int, Row]:
     # On the session's connection: no ORM objects are involved, so none of the session's machinery is.
     rows = session.connection().execute(
-        _UPCOMING, {"participant_id": participant.id, "first": current, "last": current + 1}
+        _UPCOMING, {"participant_id": participant.id, "first": first, "last": first + count - 1}
     )
-    by_position = {row.position: row for row in rows}
-    return by_position.get(current), by_position.get(current + 1)
+    return {row.position: row for row in rows}
 
 
 def completion(participant: Participant) -> dict[str, Any]:
@@ -273,6 +281,8 @@ def completion(participant: Participant) -> dict[str, Any]:
 class Stored:
     created: bool
     response_id: str
+    # The answered trial and the two after it, by position, as read while answering (for upcoming).
+    trials: dict[int, Row] | None = None
 
 
 def record_response(
@@ -284,7 +294,12 @@ def record_response(
     error; a different answer to an answered trial is 409, and so is an answer that skips ahead.
     """
     connection = session.connection()  # plain rows: no ORM objects involved (see upcoming)
-    trial = connection.execute(_TRIAL, {"trial_id": trial_id}).first()
+    # One query reads the current trial and the two after it (the reply shows the next and preloads
+    # the one after); only an answer to another trial needs that trial looked up to say what is wrong.
+    trials = _trials_from(session, participant, participant.n_answered, 3)
+    trial = trials.get(participant.n_answered)
+    if trial is None or trial.id != trial_id:
+        trial = connection.execute(_TRIAL, {"trial_id": trial_id}).first()
     try:
         _check_answer(participant, trial, trial_id, value)
     except JourneyError:
@@ -316,7 +331,7 @@ def record_response(
     # The loaded participant shows the new state without a flush of its own (one UPDATE, as above).
     for key, value_ in progress.items():
         set_committed_value(participant, key, value_)
-    return Stored(True, response_id)
+    return Stored(True, response_id, trials)
 
 
 def _check_answer(participant: Participant, trial: Row | None, trial_id: int, value: int) -> None:
