@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from culturelab.generation.cgan import CGANConfig, Discriminator, Generator, one_hot
 from culturelab.generation.checkpoint import DEFAULT_CHECKPOINT, load_generator
 from culturelab.generation.data import to_uint8
@@ -101,18 +102,14 @@ def bench_write_set(checkpoint: Path, device: torch.device, per_culture: int) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--train-steps", type=int, default=None, help="default: 200 on CUDA, 5 on CPU")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--sample-batch", type=int, default=None, help="default: 2048 on CUDA, 256 on CPU")
-    parser.add_argument(
-        "--sample-images", type=int, default=None, help="default: 100000 on CUDA, 1024 on CPU"
-    )
+    parser.add_argument("--sample-images", type=int, default=None, help="default: 100000 on CUDA, 1024 on CPU")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--set-per-culture", type=int, default=500)
     parser.add_argument("--g-channels", type=int, default=None, help="default: the checkpoint's")
@@ -168,9 +165,7 @@ def main() -> None:
     result["sample_images_per_s"] = result["sample_images_per_s_eager"]
     if args.compile:
         result["sample_images_per_s_compiled"] = round(bench_sample(cfg, device, args, compiled=True), 1)
-        result["sample_images_per_s"] = max(
-            result["sample_images_per_s"], result["sample_images_per_s_compiled"]
-        )
+        result["sample_images_per_s"] = max(result["sample_images_per_s"], result["sample_images_per_s_compiled"])
     if args.checkpoint.exists():
         result["write_set_checkpoint"] = args.checkpoint.name
         result["write_set_per_culture"] = args.set_per_culture

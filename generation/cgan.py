@@ -5,8 +5,8 @@ culture or a fixed vector per culture read from a file (then a learned linear ma
 cultures is the weighted average of their vectors, so G can be asked for "half girih, half kente".
 
 G: a linear layer to a 4x4 map, then nearest-upsample + 3x3 conv blocks with conditional batch norm
-(the culture vector sets each norm's gain and bias). D: strided convs with spectral norm, sum pooling,
-and the projection head of Miyato & Koyama (2018): logit = psi(h) + <embed(c), h>.
+(the culture vector sets each norm's gain and bias). D: strided convs with spectral norm, a minibatch-std
+channel, sum pooling, and the projection head of Miyato & Koyama (2018): logit = psi(h) + <embed(c), h>.
 """
 
 from __future__ import annotations
@@ -55,24 +55,31 @@ class CGANConfig:
 
 
 class CultureEncoder(nn.Module):
-    """Culture weights (B, K) -> condition vector (B, out_dim).
+    """Culture weights (B, K) -> condition vector (B, out_dim), linear in the weights.
 
-    Mixing cultures is linear in the table: weights @ table. Learned tables are parameters; fixed
-    vectors are a buffer followed by a learned linear map to ``out_dim``.
+    Learned: a (K -> out_dim) linear map of the weights, i.e. one embedding per culture and a mix the
+    weighted average of embeddings. Fixed vectors: weights @ vectors (a buffer), then a learned linear map.
+    Being a plain ``nn.Linear``, the map can be spectrally normalised (D does, as Miyato & Koyama do).
     """
 
     def __init__(self, num_cultures: int, out_dim: int, vectors: list[list[float]] | None = None) -> None:
         super().__init__()
-        if vectors is None:
-            self.table = nn.Parameter(torch.randn(num_cultures, out_dim) * 0.1)
-            self.proj: nn.Module = nn.Identity()
-        else:
-            table = torch.tensor(vectors, dtype=torch.float32)
-            self.register_buffer("table", table)
-            self.proj = nn.Linear(table.shape[1], out_dim)
+        table = torch.eye(num_cultures) if vectors is None else torch.tensor(vectors, dtype=torch.float32)
+        self.register_buffer("table", table)
+        self.linear = nn.Linear(table.shape[1], out_dim, bias=False)
 
     def forward(self, weights: torch.Tensor) -> torch.Tensor:
-        return self.proj(weights.to(self.table.dtype) @ self.table)
+        return self.linear(weights.to(self.table.dtype) @ self.table)
+
+
+def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """One extra channel: the features' standard deviation across groups of ``group`` consecutive samples
+    (Karras et al. 2018). A collapsed G, whose samples all look alike, gets a low value D can spot."""
+    n, c, height, width = h.shape
+    g = math.gcd(group, n)
+    std = h.float().view(n // g, g, c, height, width).var(dim=1, unbiased=False).add(1e-8).sqrt()
+    std = std.mean(dim=(1, 2, 3)).to(h.dtype)
+    return torch.cat([h, std.repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, height, width)], dim=1)
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -141,18 +148,19 @@ class Discriminator(nn.Module):
         ch = list(reversed(_channels(config.d_channels, config.num_blocks)))
         layers: list[nn.Module] = [spectral_norm(nn.Conv2d(3, ch[0], 3, padding=1)), nn.LeakyReLU(0.2)]
         for i in range(config.num_blocks):
-            layers += [
-                spectral_norm(nn.Conv2d(ch[i], ch[i + 1], 4, stride=2, padding=1)),
-                nn.LeakyReLU(0.2),
-                spectral_norm(nn.Conv2d(ch[i + 1], ch[i + 1], 3, padding=1)),
-                nn.LeakyReLU(0.2),
-            ]
+            layers += [spectral_norm(nn.Conv2d(ch[i], ch[i + 1], 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            if i < config.num_blocks - 1:
+                layers += [spectral_norm(nn.Conv2d(ch[i + 1], ch[i + 1], 3, padding=1)), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers)
+        self.final = spectral_norm(nn.Conv2d(ch[-1] + 1, ch[-1], 3, padding=1))
         self.linear = spectral_norm(nn.Linear(ch[-1], 1))
         self.culture = CultureEncoder(len(config.cultures), ch[-1], config.culture_vectors)
+        spectral_norm(self.culture.linear)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        h = self.features(x).sum(dim=(2, 3))
+        """Samples are grouped by 4 consecutive ones for the minibatch-std channel: a batch that is
+        [real; fake] must have a multiple of 4 in each half so no group mixes the two."""
+        h = F.leaky_relu(self.final(minibatch_std(self.features(x))), 0.2).sum(dim=(2, 3))
         # Projection discriminator (Miyato & Koyama 2018): the culture enters as an inner product.
         return (self.linear(h) + (self.culture(weights) * h).sum(dim=1, keepdim=True)).squeeze(1)
 

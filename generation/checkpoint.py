@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from culturelab.generation.cgan import CGANConfig, Generator
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from culturelab.generation.cgan import CGANConfig, Generator
 
 FORMAT = "culturelab.cgan/1"
 PACKAGED = Path(__file__).parent / "checkpoints"
@@ -126,19 +127,19 @@ def read(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"checkpoint {path} has no CultureLab header") from exc
     if header.get("format") != FORMAT:
-        raise CheckpointError(
-            f"checkpoint {path} is format {header.get('format')!r}; this version reads {FORMAT!r}"
-        )
+        raise CheckpointError(f"checkpoint {path} is format {header.get('format')!r}; this version reads {FORMAT!r}")
     return header, tensors
 
 
-def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[Generator, dict[str, Any]]:
-    """The EMA generator of a training or generator checkpoint, in eval mode, and its header."""
+def load_generator(
+    path: Path, device: torch.device | str = "cpu", weights: str = "g_ema"
+) -> tuple[Generator, dict[str, Any]]:
+    """The EMA generator (or, with ``weights="g"``, a training checkpoint's raw G) in eval mode, and the header."""
     header, tensors = read(path)
     try:
         config = CGANConfig(**header["model"])
         g = Generator(config)
-        g.load_state_dict(_submodule_state("g_ema", tensors))
+        g.load_state_dict(_submodule_state(weights, tensors))
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path} does not match this generator: {exc}") from exc
     return g.to(device).eval(), header
@@ -157,9 +158,7 @@ def load_training(
     """Restore a training checkpoint in place; returns its header (``step`` is where to continue)."""
     header, tensors = read(path)
     if header.get("kind") != "training":
-        raise CheckpointError(
-            f"checkpoint {path} holds only a generator; --resume needs a training checkpoint"
-        )
+        raise CheckpointError(f"checkpoint {path} holds only a generator; --resume needs a training checkpoint")
     g.load_state_dict(_submodule_state("g", tensors))
     d.load_state_dict(_submodule_state("d", tensors))
     g_ema.load_state_dict(_submodule_state("g_ema", tensors))

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import click
+
 from culturelab.generation.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
 from culturelab.generation.data import DatasetError
 from culturelab.generation.motifs import CULTURES, MAX_RESOLUTION, MIN_RESOLUTION
@@ -47,13 +48,9 @@ def generate() -> None:
 
 @generate.command("dataset")
 @click.argument("name", type=click.Choice(["motifs"]))
-@click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write."
-)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write.")
 @click.option("--per-culture", type=click.IntRange(1), default=1000, show_default=True)
-@click.option(
-    "--resolution", type=click.IntRange(MIN_RESOLUTION, MAX_RESOLUTION), default=64, show_default=True
-)
+@click.option("--resolution", type=click.IntRange(MIN_RESOLUTION, MAX_RESOLUTION), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) -> None:
     """Write the built-in MOTIFS data set as an ImageFolder: OUT/<culture>/<culture>-NNNNN.png."""
@@ -64,9 +61,7 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
 
 
 @generate.command("train")
-@click.option(
-    "--data", default="motifs", show_default=True, help="'motifs' or an ImageFolder DATA/<culture>/*.png"
-)
+@click.option("--data", default="motifs", show_default=True, help="'motifs' or an ImageFolder DATA/<culture>/*.png")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/cgan", show_default=True)
 @click.option("--resolution", type=click.Choice(["32", "64", "128"]), default="32", show_default=True)
 @click.option(
@@ -80,6 +75,10 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
 @click.option("--batch-size", type=click.IntRange(2), default=64, show_default=True)
 @click.option("--lr-g", type=float, default=2e-4, show_default=True)
 @click.option("--lr-d", type=float, default=2e-4, show_default=True)
+@click.option("--beta1", type=float, default=0.0, show_default=True, help="Adam beta1 (G and D).")
+@click.option("--beta2", type=float, default=0.99, show_default=True, help="Adam beta2 (G and D).")
+@click.option("--ema-decay", type=float, default=0.999, show_default=True)
+@click.option("--ema-start", type=click.IntRange(0), default=1000, show_default=True)
 @click.option("--g-channels", type=click.IntRange(4), default=16, show_default=True)
 @click.option("--d-channels", type=click.IntRange(4), default=16, show_default=True)
 @click.option("--z-dim", type=click.IntRange(1), default=128, show_default=True)
@@ -142,9 +141,7 @@ def _conditions(mixes: tuple[str, ...], sweep_spec: str | None, steps: int, cult
     required=True,
     help="Images per culture (or per mix / sweep step).",
 )
-@click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Set folder to write."
-)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Set folder to write.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--mix", "mixes", multiple=True, help="A culture mix, e.g. girih=0.5,kente=0.5 (repeatable).")
 @click.option("--sweep", "sweep_spec", default=None, help="Sweep between two cultures, e.g. girih,kente.")
@@ -177,9 +174,7 @@ def sample_command(
         dev = resolve_device(device)
         g, _ = load_generator(path, dev)
         if resolution is not None and resolution != g.config.resolution:
-            raise ValueError(
-                f"checkpoint {path} makes {g.config.resolution} px images, not --resolution {resolution}"
-            )
+            raise ValueError(f"checkpoint {path} makes {g.config.resolution} px images, not --resolution {resolution}")
         conditions = _conditions(mixes, sweep_spec, steps, list(g.config.cultures))
         write_stimulus_set(
             g,
@@ -205,9 +200,7 @@ def sample_command(
     default=None,
     help=f"Checkpoint to evaluate (default: the shipped {DEFAULT_CHECKPOINT.name}).",
 )
-@click.option(
-    "--data", default="motifs", show_default=True, help="'motifs' or an ImageFolder of real images."
-)
+@click.option("--data", default="motifs", show_default=True, help="'motifs' or an ImageFolder of real images.")
 @click.option(
     "--per-culture",
     type=click.IntRange(10),

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from culturelab.generation.motifs import CULTURES, motif_seed, render_motif, render_motif_array
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
+
+from culturelab.generation.motifs import CULTURES, motif_seed, render_motif, render_motif_array
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,7 @@ def motif_images(per_culture: int, resolution: int, seed: int = 0, progress: boo
     jobs = [(c, i) for c in CULTURES for i in range(per_culture)]
     for k, (culture, i) in enumerate(tqdm(jobs, desc="render motifs", disable=not progress, leave=False)):
         images[k] = render_motif_array(culture, motif_seed(seed, culture, i), resolution)
-    return ImageSet(
-        torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels), list(CULTURES)
-    )
+    return ImageSet(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels), list(CULTURES))
 
 
 def write_motif_dataset(
@@ -132,14 +131,10 @@ def load_image_folder(
         images[k] = _load_rgb(path, resolution)
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
     log.info("loaded %d images of %d cultures from %s", len(files), len(folders), root)
-    return ImageSet(
-        torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, [f.name for f in folders]
-    )
+    return ImageSet(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, [f.name for f in folders])
 
 
-def load_data(
-    source: str, resolution: int, per_culture: int, seed: int = 0, progress: bool = False
-) -> ImageSet:
+def load_data(source: str, resolution: int, per_culture: int, seed: int = 0, progress: bool = False) -> ImageSet:
     """``source`` is ``motifs`` (render ``per_culture`` per culture) or an ImageFolder path."""
     if source == "motifs":
         return motif_images(per_culture, resolution, seed, progress)

@@ -26,16 +26,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from culturelab.generation.cgan import one_hot
-from culturelab.generation.checkpoint import load_generator, sha256_file
-from culturelab.generation.data import ImageSet, load_image_folder, motif_images, to_unit_range
-from culturelab.generation.sample import generate
 from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from scipy import linalg
 from torch import nn
 from tqdm import tqdm
+
+from culturelab.generation.cgan import one_hot
+from culturelab.generation.checkpoint import load_generator, sha256_file
+from culturelab.generation.data import ImageSet, load_image_folder, motif_images, to_unit_range
+from culturelab.generation.sample import generate
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,7 @@ def kid(x: np.ndarray, y: np.ndarray, subsets: int = 50, subset_size: int = 1000
         a = x[rng.choice(len(x), m, replace=False)]
         b = y[rng.choice(len(y), m, replace=False)]
         kxx, kyy, kxy = ((a @ a.T) / d + 1) ** 3, ((b @ b.T) / d + 1) ** 3, ((a @ b.T) / d + 1) ** 3
-        values.append(
-            (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
-        )
+        values.append((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
     return float(np.mean(values))
 
 
@@ -176,9 +175,7 @@ def _load_or_train_classifier(path: Path, real: ImageSet, device: torch.device, 
     model, val_accuracy = train_classifier(real, device, seed, progress=progress)
     try:
         save_file({k: v.cpu().contiguous() for k, v in model.state_dict().items()}, str(path))
-        path.with_suffix(".json").write_text(
-            json.dumps({"cultures": real.cultures, "val_accuracy": val_accuracy})
-        )
+        path.with_suffix(".json").write_text(json.dumps({"cultures": real.cultures, "val_accuracy": val_accuracy}))
     except OSError as exc:  # e.g. a read-only install: evaluate anyway, just do not cache
         log.warning("could not keep the culture classifier beside the checkpoint: %s", exc)
         return model, val_accuracy, None
@@ -191,9 +188,7 @@ def _torch_fidelity(gen_images: torch.Tensor, real_images: torch.Tensor, weights
     try:
         import torch_fidelity
     except ImportError as exc:
-        raise EvaluationError(
-            "standard FID/KID need torch-fidelity: pip install 'culturelab[fidelity]'"
-        ) from exc
+        raise EvaluationError("standard FID/KID need torch-fidelity: pip install 'culturelab[fidelity]'") from exc
     with tempfile.TemporaryDirectory() as tmp:
         dirs = []
         for name, images in (("generated", gen_images), ("real", real_images)):
@@ -224,23 +219,27 @@ def evaluate(
     device: torch.device | str = "cpu",
     inception_weights: Path | None = None,
     progress: bool = False,
+    real: ImageSet | None = None,
+    classifier_path: Path | None = None,
+    weights: str = "g_ema",
 ) -> dict[str, Any]:
-    """Evaluate a generator checkpoint against ``data`` ("motifs" or an ImageFolder); returns the results."""
+    """Evaluate a generator checkpoint against ``data`` ("motifs" or an ImageFolder); returns the results.
+
+    ``real`` (the images ``data`` names, already loaded) and ``classifier_path`` let a caller that compares
+    several checkpoints load the real images and train the classifier once.
+    """
     checkpoint, device = Path(checkpoint), torch.device(device)
-    g, header = load_generator(checkpoint, device)
+    g, header = load_generator(checkpoint, device, weights)
     cultures, res = list(g.config.cultures), g.config.resolution
-    if data == "motifs":
+    key = f"motifs-s{seed}-n{per_culture}" if data == "motifs" else "folder-" + Path(data).resolve().name
+    if real is None and data == "motifs":
         real = motif_images(per_culture, res, seed + REAL_SEED_OFFSET, progress)
-        if real.cultures != cultures:
-            raise EvaluationError(
-                f"checkpoint cultures {cultures} are not the motifs cultures {real.cultures}"
-            )
-        key = f"motifs-s{seed}-n{per_culture}"
-    else:
+    elif real is None:
         real = load_image_folder(Path(data), res, cultures=cultures, progress=progress)
-        key = "folder-" + Path(data).resolve().name
+    if real.cultures != cultures:
+        raise EvaluationError(f"checkpoint cultures {cultures} differ from the real images' {real.cultures}")
     classifier, val_accuracy, classifier_path = _load_or_train_classifier(
-        _classifier_path(checkpoint, key, res), real, device, seed, progress
+        classifier_path or _classifier_path(checkpoint, key, res), real, device, seed, progress
     )
 
     k = len(cultures)

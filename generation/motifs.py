@@ -73,9 +73,7 @@ def _palette(culture: str, rng: np.random.Generator) -> np.ndarray:
     for hex_colour in base:
         r, g, b = (int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
         h, s, v = colorsys.rgb_to_hsv(r, g, b)
-        out.append(
-            colorsys.hsv_to_rgb((h + dh) % 1.0, min(max(s + ds, 0.0), 1.0), min(max(v + dv, 0.0), 1.0))
-        )
+        out.append(colorsys.hsv_to_rgb((h + dh) % 1.0, min(max(s + ds, 0.0), 1.0), min(max(v + dv, 0.0), 1.0)))
     return np.asarray(out, dtype=np.float32)
 
 
@@ -201,9 +199,7 @@ def _girih(size: int, rng: np.random.Generator) -> np.ndarray:
     for poly, is_octagon in ((octagon, True), (_ccw(square), False)):
         for p, q, normal in _hankin_segments(poly, theta):
             q = q + (q - p) / np.linalg.norm(q - p) * 1e-3
-            p = p - (q - p) / np.linalg.norm(q - p) * (
-                half_width + outline
-            )  # carry the strap across the edge
+            p = p - (q - p) / np.linalg.norm(q - p) * (half_width + outline)  # carry the strap across the edge
             clipped = _clip_to_wedge(p, q)
             if clipped is None:
                 continue
@@ -279,12 +275,7 @@ def _meander(size: int, rng: np.random.Generator) -> np.ndarray:
     for dx in (0.0, period):
         for dy in (0.0, period):
             for x0, x1, y0, y1 in rects:
-                on |= (
-                    (x >= x0 + dx - half)
-                    & (x <= x1 + dx + half)
-                    & (y >= y0 + dy - half)
-                    & (y <= y1 + dy + half)
-                )
+                on |= (x >= x0 + dx - half) & (x <= x1 + dx + half) & (y >= y0 + dy - half) & (y <= y1 + dy + half)
     return np.where(on[..., None], pal[1], pal[0])
 
 

@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from culturelab.generation.cgan import Generator
-from culturelab.generation.data import to_uint8
 from PIL import Image
 from tqdm import tqdm
+
+from culturelab.generation.cgan import Generator
+from culturelab.generation.data import to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,7 @@ class Condition:
         if len(self.mix) == 1:
             stem = _id_safe(next(iter(self.mix)))
         else:
-            stem = "mix-" + "-".join(
-                f"{_id_safe(c).replace('-', '')}{round(w * 100):d}" for c, w in self.mix.items()
-            )
+            stem = "mix-" + "-".join(f"{_id_safe(c).replace('-', '')}{round(w * 100):d}" for c, w in self.mix.items())
         return stem if len(stem) <= 58 else f"mix{index:02d}"
 
     def weights(self, cultures: list[str]) -> torch.Tensor:
@@ -125,11 +124,7 @@ def generate(g: Generator, weights: torch.Tensor, seeds: list[int], device: torc
     for start in range(0, len(seeds), BATCH):
         batch = g(z[start : start + BATCH].to(device), weights[start : start + BATCH].to(device))
         out.append(to_uint8(batch).permute(0, 2, 3, 1).cpu())
-    return (
-        torch.cat(out)
-        if out
-        else torch.empty(0, g.config.resolution, g.config.resolution, 3, dtype=torch.uint8)
-    )
+    return torch.cat(out) if out else torch.empty(0, g.config.resolution, g.config.resolution, 3, dtype=torch.uint8)
 
 
 def write_contact_sheet(path: Path, rows: list[list], resolution: int, columns: int = 10) -> None:

@@ -23,13 +23,14 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from culturelab.generation import checkpoint
-from culturelab.generation.cgan import CGANConfig, Discriminator, Generator, d_loss, g_loss, one_hot
-from culturelab.generation.data import ImageSet, load_data, to_unit_range
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torchvision.utils import save_image
 from tqdm import tqdm
+
+from culturelab.generation import checkpoint
+from culturelab.generation.cgan import CGANConfig, Discriminator, Generator, d_loss, g_loss, one_hot
+from culturelab.generation.data import ImageSet, load_data, to_unit_range
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ _RESUME_KEYS = (
     "beta1",
     "beta2",
     "ema_decay",
+    "ema_start",
     "seed",
 )
 
@@ -64,14 +66,15 @@ class TrainConfig:
     batch_size: int = 64  # global: split across DDP ranks
     lr_g: float = 2e-4
     lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    beta1: float = 0.0
+    beta2: float = 0.99
     z_dim: int = 128
     g_channels: int = 16
     d_channels: int = 16
     culture_dim: int = 64
     culture_vectors: str | None = None  # JSON file {culture: [floats]}; None = learned embeddings
     ema_decay: float = 0.999
+    ema_start: int = 1000  # the EMA copy just follows G until this step (early weights are not worth averaging)
     seed: int = 0
     log_every: int = 50
     sample_every: int = 500
@@ -215,8 +218,9 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
     """Train (or resume) a run in ``cfg.out``; returns the path of the exported generator checkpoint."""
     device = resolve_device(cfg.device)
     rank, world, device = _setup_distributed(device)
-    if cfg.batch_size % world:
-        raise ConfigError(f"batch size {cfg.batch_size} is not divisible by {world} processes")
+    if cfg.batch_size % (4 * world):
+        # D's minibatch-std groups are 4 consecutive samples (cgan.minibatch_std)
+        raise ConfigError(f"batch size {cfg.batch_size} must be a multiple of 4 x {world} process(es)")
     out = Path(cfg.out)
     ckpt_path = out / "checkpoint.safetensors"
     if data is None:
@@ -241,12 +245,8 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
             raise ConfigError(f"{ckpt_path} was trained with another model config; cannot resume")
         changed = [key for key in _RESUME_KEYS if header.get("train", {}).get(key) != getattr(cfg, key)]
         if changed:
-            raise ConfigError(
-                f"{ckpt_path} was trained with other settings ({', '.join(changed)}); cannot resume"
-            )
-        start = checkpoint.load_training(ckpt_path, g=g, d=d, g_ema=g_ema, opt_g=opt_g, opt_d=opt_d, rng=rng)[
-            "step"
-        ]
+            raise ConfigError(f"{ckpt_path} was trained with other settings ({', '.join(changed)}); cannot resume")
+        start = checkpoint.load_training(ckpt_path, g=g, d=d, g_ema=g_ema, opt_g=opt_g, opt_d=opt_d, rng=rng)["step"]
         log.info("resuming %s at step %d", out, start)
 
     g_step, d_step = g, d  # the modules the update steps call; DDP wrappers under torchrun
@@ -283,10 +283,8 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
         c = one_hot(labels[idx.to(labels.device)], k).to(device)  # c ~ p_c: the data's own cultures
         z = z.to(device, non_blocking=True)
 
-        loss_d, loss_g, real_logits, fake_logits = gan_update(
-            g_step, d_step, d, opt_g, opt_d, real, c, z, autocast
-        )
-        update_ema(g_ema, g, cfg.ema_decay)
+        loss_d, loss_g, real_logits, fake_logits = gan_update(g_step, d_step, d, opt_g, opt_d, real, c, z, autocast)
+        update_ema(g_ema, g, cfg.ema_decay if step >= cfg.ema_start else 0.0)
 
         done = step + 1
         if cfg.max_minutes is not None and done % cfg.log_every == 0 and done < cfg.steps:
