@@ -255,6 +255,7 @@ const CultureLab = (() => {
       section.dataset.index = isPractice ? "practice" : String(trial.index);
       section.dataset.ready = "false";
       setStatus("");
+      showError("");
       $("practice-label").hidden = !isPractice;
       $("question").textContent = trial.question.text;
       const answered = isPractice ? 0 : trial.index;
@@ -447,7 +448,7 @@ const CultureLab = (() => {
       if (next.trial.index > 0) return show(next); // resuming: no instructions again
       preload({ preload: next.trial.stimuli.map((s) => s.url) });
       $("instructions").hidden = false;
-      $("begin").focus({ preventScroll: true }); // Enter starts, for keyboard users
+      if (!matchMedia("(pointer: coarse)").matches) $("begin").focus({ preventScroll: true }); // Enter starts
       $("begin").addEventListener("click", () => {
         if (!withPractice) return show(next);
         const practice = { ...next.trial, stimuli: next.trial.stimuli.map(() => ({ url: practiceImage() })) };
