@@ -44,10 +44,17 @@ import urllib3
 import yaml
 from PIL import Image
 from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 CULTURES = ["seigaiha", "girih", "kente", "meander", "ice_ray"]
 GROUPS = ["east_asian", "west_african", "european"]
 SLUG = "load-test"
+
+
+class InputError(click.ClickException):
+    """Bad input: one line naming what is wrong, exit code 2 (the project's CLI convention)."""
+
+    exit_code = 2
 
 
 # -- setup ------------------------------------------------------------------------------------------------
@@ -362,11 +369,16 @@ def main(participants: int, concurrency: int | None, trials: int, think_ms: int,
     client_processes = min(client_processes, concurrency)
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="culturelab-load-")))
-        if database_url is None:
-            if backend == "postgres":
-                database_url = stack.enter_context(fresh_postgres(postgres_server))
-            else:
-                database_url = f"sqlite:///{folder / 'load.sqlite3'}"
+        try:
+            if database_url is None:
+                if backend == "postgres":
+                    database_url = stack.enter_context(fresh_postgres(postgres_server))
+                else:
+                    database_url = f"sqlite:///{folder / 'load.sqlite3'}"
+            create_engine(database_url).dispose()
+        except (OperationalError, ArgumentError) as exc:
+            message = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise InputError(f"cannot use the database: {message}") from None
         env = {**os.environ, "CULTURELAB_DATABASE_URL": database_url, "CULTURELAB_DATA_DIR": str(folder / "data"),
                "CULTURELAB_SECRET_KEY": "load-test",
                # Every simulated participant comes from 127.0.0.1: lift the per-address creation limit.
