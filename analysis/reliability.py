@@ -20,7 +20,7 @@ def krippendorff_alpha(df: pd.DataFrame, level: str) -> float:
     return _alpha(matrix.to_numpy(dtype=float), level)
 
 
-def krippendorff_alpha_ci(df: pd.DataFrame, level: str, n_boot: int = 200, seed: int = 0) -> list[float | None]:
+def krippendorff_alpha_ci(df: pd.DataFrame, level: str, n_boot: int = 100, seed: int = 0) -> list[float | None]:
     """Percentile 95% CI for α, resampling the units (stimuli) with replacement."""
     values = df.pivot_table(index="participant", columns="stimulus", values="value", aggfunc="mean").to_numpy(float)
     if values.shape[1] < 3:
