@@ -1,7 +1,7 @@
 """Flask extensions, created unbound and initialised by the app factory (Flask docs' pattern)."""
 
 from flask import g, request
-from flask_babel import Babel
+from flask_babel import Babel, lazy_gettext
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -20,3 +20,5 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 login_manager = LoginManager()
 login_manager.login_view = "researcher.login"
+login_manager.login_message = lazy_gettext("Please sign in to see this page.")
+login_manager.login_message_category = "info"

@@ -70,9 +70,7 @@ def participant_page(token: str):
     if stage == "consent":
         return render_template("participant/consent.html", **context)
     if stage == "background":
-        return render_template(
-            "participant/background.html", **context, countries=_countries(), languages=_languages()
-        )
+        return render_template("participant/background.html", **context, countries=_countries(), languages=_languages())
     if stage == "trials":
         return render_template("participant/trials.html", **context)
     if stage == "done":
@@ -87,7 +85,10 @@ def _countries() -> list[tuple[str, str]]:
 
 def _languages() -> list[tuple[str, str]]:
     names = get_locale().languages
-    return sorted(((code, name) for code, name in names.items() if len(code) == 2), key=lambda item: item[1])
+    return sorted(
+        ((code, name) for code, name in names.items() if "_" not in code and len(code) in (2, 3)),
+        key=lambda item: item[1],
+    )
 
 
 @bp.get("/media/<sha256>.png")

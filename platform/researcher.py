@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -52,13 +53,11 @@ class LoginForm(FlaskForm):
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        researcher = get_session().scalar(
-            select(Researcher).where(Researcher.email == form.email.data.strip().lower())
-        )
+        researcher = get_session().scalar(select(Researcher).where(Researcher.email == form.email.data.strip().lower()))
         if researcher is not None and check_password_hash(researcher.password_hash, form.password.data):
             login_user(researcher)
             return redirect(url_for("researcher.dashboard"))
-        flash("Unknown email or wrong password.")
+        flash(_("Unknown email or wrong password."))
     return render_template("researcher/login.html", form=form), 200 if request.method == "GET" else 401
 
 
@@ -139,6 +138,4 @@ def export(slug: str):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     buffer.seek(0)
-    return send_file(
-        buffer, mimetype="application/zip", as_attachment=True, download_name=f"{slug}-{fmt}.zip"
-    )
+    return send_file(buffer, mimetype="application/zip", as_attachment=True, download_name=f"{slug}-{fmt}.zip")
