@@ -2,7 +2,8 @@
 (+ 10 choice trials and 2 attention checks each), from a simulated Contract 2 package.
 
 Prints one JSON object: wall and CPU seconds of load + analysis + report (simulation excluded), seconds per
-analysis step, and the process's peak resident memory (resource.getrusage ru_maxrss, whole process).
+analysis step, and peak resident memory (resource.getrusage ru_maxrss) of this process and, separately, of
+the background process that fits the CLMM (CPU and memory of both are reported; they add up at most).
 
     python3 benchmarks/analysis.py [--participants 1000] [--likert 60] [--choice 10]
 """
@@ -61,12 +62,15 @@ def main() -> None:
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         html_mb = (Path(tmp) / "out" / "report.html").stat().st_size / 2**20
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)  # the background CLMM process
     clmm = next(s for s in results["questions"]["liking"]["sensitivity"] if "CLMM" in s["method"])
     print(json.dumps({
         "benchmark": "analysis", "participants": results["n"]["participants"],
         "participants_analyzed": results["n"]["participants_analyzed"], "responses": results["n"]["responses"],
         "likert_responses_in_lmm": results["questions"]["liking"]["models"]["main"]["n_obs"],
         "seconds_wall": round(wall, 1), "seconds_cpu": round(cpu, 1), "peak_rss_mb": round(peak_kb / 1024, 1),
+        "child_seconds_cpu": round(child.ru_utime + child.ru_stime, 1),
+        "child_peak_rss_mb": round(child.ru_maxrss / 1024, 1),
         "report_html_mb": round(html_mb, 2), "clmm_responses": clmm["n_responses"],
         "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
         "python": sys.version.split()[0], "steps_seconds": steps,
