@@ -6,8 +6,9 @@ load`), starts `culturelab serve` on a free loopback port and walks every partic
 the way the browser page does: create -> consent -> background -> answer every trial, each answer's
 reply carrying the next trial. Each simulated participant waits a think time before each step.
 
-The clients run in a few processes (the load generator shares the machine's cores with the server and
-the database), each with one thread per participant on keep-alive connections (urllib3).
+The load generator shares the machine's cores with the server and the database, so it is cheap: each
+participant is a greenlet (gevent) with its own keep-alive connection (geventhttpclient), all in one
+process by default.
 
 Prints ONE JSON object: throughput of stored responses, p50/p99 latency (of the answer POSTs and of all
 requests), errors, and `lost`: answers the clients were acknowledged (201, or 200 for a replay) that
@@ -31,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -40,8 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+import gevent
 import urllib3
 import yaml
+from geventhttpclient import HTTPClient
+from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from PIL import Image
 from sqlalchemy import create_engine, make_url, select, text
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -210,41 +213,36 @@ class Tally:
 class Participant:
     """One participant on the API, as the browser page walks it (DESIGN.md, participant API)."""
 
-    def __init__(self, port: int, tally: Tally, lock: threading.Lock, think: float, rng: random.Random):
+    def __init__(self, port: int, tally: Tally, think: float, rng: random.Random):
         # One keep-alive connection per participant, like a browser tab.
-        self.pool = urllib3.HTTPConnectionPool("127.0.0.1", port, maxsize=1, timeout=urllib3.Timeout(10, 60))
-        self.tally, self.lock, self.think, self.rng = tally, lock, think, rng
+        self.http = HTTPClient("127.0.0.1", port, concurrency=1, connection_timeout=10, network_timeout=60)
+        self.tally, self.think, self.rng = tally, think, rng
 
     def call(self, kind: str, method: str, path: str, body: dict | None, ok: tuple[int, ...],
              resend: int = 0) -> dict | None:
         """One request; ``resend`` times more if the connection fails after sending (answers only: the page
         resends an answer with the same response_id until it gets a reply, DESIGN.md)."""
-        data = None if body is None else json.dumps(body).encode()
+        data = b"" if body is None else json.dumps(body).encode()
         start = time.perf_counter()
         for attempt in range(resend + 1):
             try:
-                # A connection found closed before anything was sent is reopened (connect=2); a failure
-                # after sending is retried only for answers (read=0 here, the loop for answers).
-                r = self.pool.urlopen(method, path, body=data, headers={"Content-Type": "application/json"},
-                                      retries=urllib3.Retry(total=2, connect=2, read=0, status=0, redirect=0, other=0))
+                # geventhttpclient reopens a keep-alive connection found closed before the request went out.
+                response = self.http.request(method, path, body=data, headers={"Content-Type": "application/json"})
+                status, payload = response.status_code, response.read()
                 break
-            except urllib3.exceptions.HTTPError as exc:
+            except (OSError, HTTPConnectionClosed, HTTPParseError) as exc:
                 if attempt == resend:
-                    with self.lock:
-                        self.tally.errors[f"{kind} {type(exc).__name__}"] += 1
+                    self.tally.errors[f"{kind} {type(exc).__name__}"] += 1
                     return None
-                with self.lock:
-                    self.tally.retries += 1
-        elapsed = time.perf_counter() - start
-        with self.lock:
-            self.tally.latencies.setdefault(kind, []).append(elapsed)
-            if r.status not in ok:
-                self.tally.errors[f"{kind} {r.status}"] += 1
-                return None
-        return json.loads(r.data)
+                self.tally.retries += 1
+        self.tally.latencies.setdefault(kind, []).append(time.perf_counter() - start)
+        if status not in ok:
+            self.tally.errors[f"{kind} {status}"] += 1
+            return None
+        return json.loads(payload)
 
     def pause(self) -> None:
-        time.sleep(self.think * self.rng.uniform(0.5, 1.5))
+        gevent.sleep(self.think * self.rng.uniform(0.5, 1.5))
 
     def run(self) -> None:
         created = self.call("create", "POST", f"/api/v1/studies/{SLUG}/participants", {"language": "en"}, (201,))
@@ -270,15 +268,13 @@ class Participant:
             reply = self.call("response", "POST", f"{base}/responses", answer, (201, 200), resend=2)
             if reply is None:
                 return
-            with self.lock:
-                self.tally.acknowledged.append(response_id)
+            self.tally.acknowledged.append(response_id)
             nxt = reply["next"]
         if nxt is not None:
-            with self.lock:
-                self.tally.completed += 1
+            self.tally.completed += 1
 
     def close(self) -> None:
-        self.pool.close()
+        self.http.close()
 
     def value(self, trial: dict) -> int:
         if trial["kind"] == "attention":
@@ -288,31 +284,28 @@ class Participant:
 
 
 def client_process(port: int, participants: int, concurrency: int, think: float, ramp: float, seed: int) -> Tally:
-    """Runs `participants` participants, `concurrency` at a time, each starting within the ramp."""
-    tally, lock = Tally(), threading.Lock()
+    """Runs `participants` participants, `concurrency` at a time, each starting within the ramp.
+
+    Each participant is a greenlet (gevent) on its own connection: thousands of them cost one thread, so
+    the load generator takes little of the CPU it shares with the server.
+    """
+    tally = Tally()
     cpu_start = time.process_time()
     rng = random.Random(seed)
     queue = list(range(participants))
 
     def worker(index: int) -> None:
         local = random.Random(rng.random() + index)
-        time.sleep(local.uniform(0, ramp))
-        while True:
-            with lock:
-                if not queue:
-                    return
-                queue.pop()
-            participant = Participant(port, tally, lock, think, local)
+        gevent.sleep(local.uniform(0, ramp))
+        while queue:  # greenlets switch only while waiting, so this check and pop are atomic
+            queue.pop()
+            participant = Participant(port, tally, think, local)
             try:
                 participant.run()
             finally:
                 participant.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    gevent.joinall([gevent.spawn(worker, i) for i in range(concurrency)], raise_error=True)
     tally.cpu_s = time.process_time() - cpu_start
     return tally
 
@@ -358,7 +351,7 @@ def stored_response_ids(url: str) -> set[str]:
 @click.option("--database-url", help="Use this (empty) database instead; it is migrated and kept.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="gunicorn processes.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1), help="Threads per worker.")
-@click.option("--client-processes", default=2, show_default=True, type=click.IntRange(1),
+@click.option("--client-processes", default=1, show_default=True, type=click.IntRange(1),
               help="Processes of the load generator.")
 @click.option("--seed", default=0, show_default=True)
 def main(participants: int, concurrency: int | None, trials: int, think_ms: int, ramp_s: float, backend: str,
