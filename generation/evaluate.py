@@ -182,13 +182,18 @@ def _load_or_train_classifier(path: Path, real: ImageSet, device: torch.device, 
     return model, val_accuracy, path
 
 
-def _torch_fidelity(gen_images: torch.Tensor, real_images: torch.Tensor, weights: Path, device: torch.device):
+def _check_fidelity(weights: Path) -> None:
     if not weights.is_file():
         raise EvaluationError(f"Inception weights file {weights} does not exist")
     try:
-        import torch_fidelity
+        import torch_fidelity  # noqa: F401  (optional extra, imported only when asked for)
     except ImportError as exc:
         raise EvaluationError("standard FID/KID need torch-fidelity: pip install 'culturelab[fidelity]'") from exc
+
+
+def _torch_fidelity(gen_images: torch.Tensor, real_images: torch.Tensor, weights: Path, device: torch.device):
+    import torch_fidelity
+
     with tempfile.TemporaryDirectory() as tmp:
         dirs = []
         for name, images in (("generated", gen_images), ("real", real_images)):
@@ -229,6 +234,8 @@ def evaluate(
     several checkpoints load the real images and train the classifier once.
     """
     checkpoint, device = Path(checkpoint), torch.device(device)
+    if inception_weights is not None:
+        _check_fidelity(Path(inception_weights))
     g, header = load_generator(checkpoint, device, weights)
     cultures, res = list(g.config.cultures), g.config.resolution
     key = f"motifs-s{seed}-n{per_culture}" if data == "motifs" else "folder-" + Path(data).resolve().name

@@ -29,8 +29,9 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from culturelab.generation import checkpoint
-from culturelab.generation.cgan import CGANConfig, Discriminator, Generator, d_loss, g_loss, one_hot
+from culturelab.generation.cgan import RESOLUTIONS, CGANConfig, Discriminator, Generator, d_loss, g_loss, one_hot
 from culturelab.generation.data import ImageSet, load_data, to_unit_range
+from culturelab.generation.motifs import CULTURES
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +63,15 @@ class TrainConfig:
     resolution: int = 32
     per_culture: int = 1000  # images per culture rendered for data="motifs"
     data_seed: int = 0
-    steps: int = 6000
-    batch_size: int = 64  # global: split across DDP ranks
+    steps: int = 8000
+    batch_size: int = 32  # global: split across DDP ranks
     lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.0
-    beta2: float = 0.99
+    lr_d: float = 1e-4  # a slower D kept the two players balanced (docs/generation.md)
+    beta1: float = 0.5
+    beta2: float = 0.999
     z_dim: int = 128
-    g_channels: int = 16
-    d_channels: int = 16
+    g_channels: int = 12
+    d_channels: int = 12
     culture_dim: int = 64
     culture_vectors: str | None = None  # JSON file {culture: [floats]}; None = learned embeddings
     ema_decay: float = 0.999
@@ -97,14 +98,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def read_culture_vectors(path: str | os.PathLike, cultures: list[str]) -> list[list[float]]:
-    """Culture vectors from a JSON object {culture: [numbers]}, in the order of ``cultures``."""
+def read_culture_vectors(path: str | os.PathLike, cultures: list[str] | None = None) -> list[list[float]]:
+    """Culture vectors from a JSON object {culture: [numbers]}, in the order of ``cultures`` (None: just
+    check the file, in its own order)."""
     try:
         table = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read culture vectors {path}: {exc}") from exc
     if not isinstance(table, dict):
         raise ConfigError(f"culture vectors {path} must be a JSON object {{culture: [numbers]}}")
+    cultures = list(table) if cultures is None else cultures
     missing = [c for c in cultures if c not in table]
     if missing:
         raise ConfigError(f"culture vectors {path} lack culture(s) {', '.join(missing)}")
@@ -223,6 +226,10 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
         raise ConfigError(f"batch size {cfg.batch_size} must be a multiple of 4 x {world} process(es)")
     out = Path(cfg.out)
     ckpt_path = out / "checkpoint.safetensors"
+    if cfg.resolution not in RESOLUTIONS:
+        raise ConfigError(f"resolution must be one of {RESOLUTIONS}, not {cfg.resolution}")
+    if cfg.culture_vectors:  # check the file before spending time on the data
+        read_culture_vectors(cfg.culture_vectors, list(CULTURES) if cfg.data == "motifs" and data is None else None)
     if data is None:
         data = load_data(cfg.data, cfg.resolution, cfg.per_culture, cfg.data_seed, progress and rank == 0)
     if data.resolution != cfg.resolution:
