@@ -295,9 +295,9 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
 
         done = step + 1
         if cfg.max_minutes is not None and done % cfg.log_every == 0 and done < cfg.steps:
-            stop = torch.tensor(float(time.perf_counter() - t0 > cfg.max_minutes * 60))
+            stop = torch.tensor(float(time.perf_counter() - t0 > cfg.max_minutes * 60), device=device)
             if world > 1:  # rank 0's clock decides, so every rank stops at the same step
-                dist.broadcast(stop.to(device), src=0)
+                dist.broadcast(stop, src=0)
             if stop.item():
                 log.info("stopping at step %d: --max-minutes %.1f reached", done, cfg.max_minutes)
                 last_step = done
