@@ -16,6 +16,7 @@ from importlib import metadata
 
 import numpy as np
 import pandas as pd
+from mixedlm.models.checks import ModelCheckError
 
 from culturelab.analysis import choices, models, nonparametric, ordinal, reliability
 from culturelab.analysis.descriptives import rating_descriptives
@@ -25,6 +26,8 @@ from culturelab.analysis.result import TestResult, holm
 
 log = logging.getLogger(__name__)
 SCHEMA = "culturelab.results/1"
+# what the model libraries raise on data they cannot fit (singular designs, too few levels, no convergence)
+FIT_ERRORS = (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError, ModelCheckError)
 PACKAGES = ("culturelab", "numpy", "pandas", "scipy", "statsmodels", "mixedlm", "interlace-lme", "choix",
             "krippendorff", "plotly")
 
@@ -65,7 +68,12 @@ def _lmm_or_skip(df: pd.DataFrame, q: dict) -> tuple[list[TestResult], dict]:
         reason = "no analysed responses to this question"
         return [TestResult.skip(n, models.LMM_METHOD, reason) for n in
                 ("in_group_preference", "participant_culture", "stimulus_culture", "culture_interaction")], {}
-    tests, tables = models.lmm_tests(df, _units(q))
+    try:
+        tests, tables = models.lmm_tests(df, _units(q))
+    except FIT_ERRORS as exc:  # tiny or degenerate data: say why instead of stopping the whole report
+        log.warning("LMM failed: %s", exc)
+        return [TestResult.skip(n, models.LMM_METHOD, f"the model could not be fitted: {exc}") for n in
+                ("in_group_preference", "participant_culture", "stimulus_culture", "culture_interaction")], {}
     holm(tests)
     return tests, tables
 
@@ -94,16 +102,20 @@ def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[st
     if problem:
         zt = TestResult.skip("in_group_preference", "LMM on within-participant z-scores", problem)
     else:
-        zt = models.match_test(models.fit_lmm(z, " + ".join(
-            ["match"] + [t for t in ("culture_group", "stimulus_culture") if z[t].nunique() > 1])), "SD units")
-        zt.method = "LMM on within-participant z-scored ratings (response styles removed); " + zt.method
+        try:
+            zt = models.match_test(models.fit_lmm(z, " + ".join(
+                ["match"] + [t for t in ("culture_group", "stimulus_culture") if z[t].nunique() > 1])), "SD units")
+            zt.method = "LMM on within-participant z-scored ratings (response styles removed); " + zt.method
+        except FIT_ERRORS as exc:
+            zt = TestResult.skip("in_group_preference", "LMM on within-participant z-scores",
+                                 f"the model could not be fitted: {exc}")
     zt.extra["participants_without_variance"] = n_flat
     sensitivity.append(zt.to_dict())
     tick(f"{qid}: ordinal model (CLMM)")
     if q["kind"] == "likert":
         try:
             result = clmm.result() if clmm else ordinal.clmm_match(df, opts.clmm_max_responses, opts.seed)
-        except (ValueError, ArithmeticError, np.linalg.LinAlgError, BrokenProcessPool) as exc:
+        except (*FIT_ERRORS, BrokenProcessPool) as exc:
             log.warning("CLMM for %s failed: %s", qid, exc)  # a sensitivity fit that fails is reported, not fatal
             result = TestResult.skip("in_group_preference", "CLMM (interlace-lme clmm)", f"the fit failed: {exc}")
         sensitivity.append(result.to_dict())
@@ -120,17 +132,25 @@ def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[st
     return out, extras
 
 
+def _glmm_or_skip(df: pd.DataFrame) -> tuple[TestResult, dict]:
+    try:
+        return choices.ingroup_choice_glmm(df)
+    except FIT_ERRORS as exc:
+        log.warning("choice GLMM failed: %s", exc)
+        return TestResult.skip("in_group_preference", choices.GLMM_METHOD, f"the model could not be fitted: {exc}"), {}
+
+
 def _choice_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[str], opts: AnalysisOptions,
                      tick: Callable[[str], None]) -> tuple[dict, dict]:
     df = all_rows[all_rows["participant"].isin(analysed)].reset_index(drop=True)
     out: dict = {"kind": "choice", "n_responses": len(df), "n_participants": int(df["participant"].nunique()),
                  "descriptives": choices.choice_descriptives(df)}
     tick(f"{qid}: mixed logistic model")
-    test, table = choices.ingroup_choice_glmm(df)
+    test, table = _glmm_or_skip(df)
     holm([test])
     out["tests"] = [test.to_dict()]
     out["models"] = {"glmm": table} if table else {}
-    test_all, _ = choices.ingroup_choice_glmm(all_rows)
+    test_all, _ = _glmm_or_skip(all_rows)
     holm([test_all])
     out["tests_without_exclusions"] = [test_all.to_dict()]
     out["tests_not_applicable"] = {
@@ -161,6 +181,10 @@ def run_analysis(pkg: Package, rules: ExclusionRules | None = None, opts: Analys
     if len(present) < 2:
         notes.append("fewer than two culture groups have analysed participants: tests that compare groups are "
                      "not run (each says why)")
+    no_group = int((pkg.participants["culture_group"] == "").sum())
+    if no_group:
+        notes.append(f"{no_group} participants never chose a culture group (they did not finish): excluded as "
+                     "incomplete, and absent from the models without exclusions, which need a group")
     for reason, n in pkg.dropped.items():
         notes.append(f"{n} responses set aside before analysis: {reason}")
     results: dict = {

@@ -68,7 +68,8 @@ def ingroup_choice_glmm(df: pd.DataFrame) -> tuple[TestResult, dict]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = mixedlm.glmer("chose_own ~ own_right + (1|participant) + (1|own_stimulus)", d,
-                            family=mixedlm.families.Binomial())
+                            family=mixedlm.families.Binomial(),
+                            control=mixedlm.glmerControl(check_rankX="warning+drop.cols"))
     notes = list(dict.fromkeys(str(w.message).splitlines()[0] for w in caught))
     names = list(fit.matrices.fixed_names)
     beta, se = np.asarray(fit.beta), np.sqrt(np.diag(fit.vcov()))

@@ -67,7 +67,9 @@ def fit_lmm(df: pd.DataFrame, fixed: str, response: str = "value") -> LmmFit:
     notes = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = mixedlm.lmer(f"{response} ~ {fixed} + {RANDOM}", df, REML=True)
+        # rank problems become warnings (kept in the notes), not prints
+        fit = mixedlm.lmer(f"{response} ~ {fixed} + {RANDOM}", df, REML=True,
+                           control=mixedlm.lmerControl(check_rankX="warning+drop.cols"))
     for w in caught:
         msg = str(w.message).splitlines()[0]
         if msg not in notes:

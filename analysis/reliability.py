@@ -9,8 +9,9 @@ import pandas as pd
 
 
 def _alpha(values: np.ndarray, level: str) -> float:
-    if values.shape[0] < 2 or values.shape[1] < 2 or len(np.unique(values[~np.isnan(values)])) < 2:
-        return float("nan")
+    pairable = values[:, (~np.isnan(values)).sum(axis=0) >= 2]  # units rated by two or more participants
+    if values.shape[0] < 2 or len(np.unique(pairable[~np.isnan(pairable)])) < 2:
+        return float("nan")  # α is undefined without pairable values that can disagree: reported as missing
     return float(krippendorff.alpha(reliability_data=values, level_of_measurement=level))
 
 

@@ -179,8 +179,9 @@ def simulate(opts: SimulationOptions) -> tuple[dict[str, pd.DataFrame], dict]:
         "stimuli": stimuli[[c for c, _, _ in STIMULUS_COLUMNS]],
         "responses": pd.DataFrame(responses, columns=[c for c, _, _ in RESPONSE_COLUMNS]),
     }
+    group_ids = [g["id"] for g in opts.groups]
     design = {
-        "match": opts.match,
+        "match": {g: owned for g, owned in opts.match.items() if g in group_ids},
         "questions": {
             "liking": {"kind": "likert", "scale": {"min": 1, "max": opts.likert_points}},
             "beauty": {"kind": "slider", "scale": {"min": 0, "max": 100}},

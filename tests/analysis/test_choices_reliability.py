@@ -83,3 +83,8 @@ def test_single_group_choice_data_is_not_a_crash(choices):
     test, _ = ingroup_choice_glmm(one)
     assert test.skipped is None and test.estimate > 0
     assert replace(SimulationOptions()).cultures == ["seigaiha", "kente", "meander"]
+
+
+def test_alpha_is_missing_not_an_error_when_no_stimulus_has_two_raters():
+    d = pd.DataFrame({"participant": ["p1", "p2", "p3"], "stimulus": ["s1", "s2", "s3"], "value": [1, 5, 3]})
+    assert np.isnan(krippendorff_alpha(d, "interval"))

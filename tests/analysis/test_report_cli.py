@@ -151,3 +151,24 @@ def test_when_rules_exclude_everyone_the_results_say_so_and_keep_the_unexcluded_
     assert all(t["skipped"] == "no analysed responses to this question" for t in beauty["tests"])
     assert beauty["tests_without_exclusions"][0]["p"] is not None
     assert results["questions"]["preference"]["tests"][0]["skipped"]
+
+
+def test_participants_without_a_culture_group_are_counted(tmp_path, make_pkg, small_opts, edit_csv):
+    opts = replace(small_opts, likert_trials=0, choice_trials=0, participants_per_group=6, incomplete_fraction=0.3)
+    pkg = make_pkg(tmp_path / "pkg", opts)
+    blanked = []
+
+    def blank(d):
+        rows = d.index[d["status"] == "started"][:2]
+        blanked.extend(d.loc[rows, "participant_id"])
+        d.loc[rows, "culture_group"] = ""
+        return d
+
+    edit_csv(pkg / "participants.csv", blank)
+    assert len(blanked) == 2
+    result = CliRunner().invoke(main, ["analyze", str(pkg), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert any(n.startswith("2 participants never chose a culture group") for n in results["notes"])
+    reasons = {e["participant_id"]: e["reason"] for e in results["exclusions"]}
+    assert all(reasons[p] == "incomplete" for p in blanked)
