@@ -243,6 +243,9 @@ def _serve(host: str, port: int, workers: int, threads: int = 8) -> None:
             # Threads: a request mostly waits on the database (its commit's WAL flush above all).
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", threads)
+            # A participant answers every few seconds: keeping the connection open between answers saves
+            # a handshake each time (idle kept-alive connections wait in the worker's poller, not a thread).
+            self.cfg.set("keepalive", 5)
             self.cfg.set("post_fork", post_fork)
             self.cfg.set("accesslog", None)
 
