@@ -18,7 +18,6 @@ from werkzeug.exceptions import HTTPException
 from culturelab.platform import journey
 from culturelab.platform.db import get_session
 from culturelab.platform.extensions import limiter
-from culturelab.platform.models import Participant
 from culturelab.platform.validation import Answer, Background, Consent, CreateParticipant, Language, describe
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -130,7 +129,7 @@ def background(token: str):
 @bp.get("/participants/<token>/next")
 def next_trial(token: str):
     session = get_session()
-    participant = journey.get_participant(session, token)
+    participant = journey.participant_state(session, token)
     return jsonify(_next_payload(session, participant))
 
 
@@ -138,7 +137,7 @@ def next_trial(token: str):
 def respond(token: str):
     data = body(Answer)
     session = get_session()
-    participant = journey.get_participant(session, token)
+    participant = journey.participant_state(session, token)
     stored = journey.record_response(session, participant, data.trial_id, data.response_id, data.value, data.rt_ms)
     # The reply carries the next trial, so a participant's page needs one round trip per answer. It is
     # read inside the answer's transaction (one BEGIN/COMMIT per request) and sent only once committed.
@@ -148,7 +147,9 @@ def respond(token: str):
     return jsonify(payload), 201 if stored.created else 200
 
 
-def _next_payload(session, participant: Participant, known: dict[int, Row] | None = None) -> dict[str, Any]:
+def _next_payload(
+    session, participant: journey.ParticipantState, known: dict[int, Row] | None = None
+) -> dict[str, Any]:
     trial, following = journey.upcoming(session, participant, known)
     if trial is None:
         return journey.completion(participant)
@@ -168,7 +169,7 @@ def _media_url(sha256: str) -> str:
     return url_for("pages.media", sha256=sha256)
 
 
-def trial_payload(participant: Participant, trial: Row) -> dict[str, Any]:
+def trial_payload(participant: journey.ParticipantState, trial: Row) -> dict[str, Any]:
     """The trial as the page shows it; ``trial`` is a row of journey.upcoming."""
     spec = journey.spec_of(participant.study)
     lang = participant.language

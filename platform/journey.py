@@ -10,12 +10,12 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Row, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from culturelab.platform.assignment import plan_trials
 from culturelab.platform.models import (
@@ -52,6 +52,16 @@ _PARTICIPANT = (
     .options(joinedload(Participant.study).defer(Study.spec))
 )
 _PARTICIPANT_LOCKED = _PARTICIPANT.with_for_update()
+_participants, _studies = Participant.__table__, Study.__table__
+_PARTICIPANT_STATE = (
+    select(
+        _participants.c.id, _participants.c.status, _participants.c.consent, _participants.c.culture_group,
+        _participants.c.language, _participants.c.n_trials, _participants.c.n_answered,
+        _participants.c.completion_code, _studies.c.id.label("study_id"), _studies.c.spec_sha256,
+    )
+    .join(_studies, _studies.c.id == _participants.c.study_id)
+    .where(_participants.c.token == bindparam("token"))
+)
 _TRIAL = select(_trials).where(_trials.c.id == bindparam("trial_id"))
 _UPCOMING = (
     select(
@@ -67,10 +77,13 @@ _UPCOMING = (
 _INSERT_RESPONSE = insert(Response.__table__)
 # SET takes the columns named in the parameters (n_answered; status etc. when the last answer completes).
 _UPDATE_PARTICIPANT = update(Participant.__table__).where(Participant.__table__.c.id == bindparam("participant_id"))
+_PROGRESS = select(_participants.c.status, _participants.c.n_answered, _participants.c.completion_code).where(
+    _participants.c.id == bindparam("participant_id")
+)
 _RESPONSE_BY_ID = select(Response.__table__).where(Response.__table__.c.response_id == bindparam("response_id"))
 
 
-def spec_of(study: Study) -> StudySpec:
+def spec_of(study: Study | StudyRef) -> StudySpec:
     """The study's validated spec; parsed once per worker and spec version (keyed by its sha256)."""
     spec = _specs.get(study.spec_sha256)
     if spec is None:
@@ -91,6 +104,44 @@ def get_participant(session: Session, token: str, *, lock: bool = False) -> Part
     if participant is None:
         raise JourneyError(404, "unknown_participant", "this participation link is not valid")
     return participant
+
+
+class StudyRef:
+    """What the answer path needs of a study: its id and spec version; the spec document itself is read
+    only if spec_of has not parsed this version yet."""
+
+    def __init__(self, session: Session, study_id: int, spec_sha256: str):
+        self.session, self.id, self.spec_sha256 = session, study_id, spec_sha256
+
+    @cached_property
+    def spec(self) -> dict[str, Any]:
+        return self.session.scalar(select(Study.spec).where(Study.id == self.id))
+
+
+@dataclass
+class ParticipantState:
+    """The participant as the trials need it, read as one plain row (no ORM object: answering is most of
+    what a running study serves). Answering a trial updates it in place."""
+
+    id: int
+    status: str
+    consent: bool | None
+    culture_group: str | None
+    language: str
+    n_trials: int
+    n_answered: int
+    completion_code: str | None
+    study: StudyRef
+
+
+def participant_state(session: Session, token: str) -> ParticipantState:
+    row = session.connection().execute(_PARTICIPANT_STATE, {"token": token}).first()
+    if row is None:
+        raise JourneyError(404, "unknown_participant", "this participation link is not valid")
+    return ParticipantState(
+        row.id, row.status, row.consent, row.culture_group, row.language, row.n_trials, row.n_answered,
+        row.completion_code, StudyRef(session, row.study_id, row.spec_sha256),
+    )
 
 
 @dataclass
@@ -148,7 +199,7 @@ def set_language(participant: Participant, language: str) -> None:
     participant.language = language
 
 
-def _require_active(participant: Participant) -> None:
+def _require_active(participant: Participant | ParticipantState) -> None:
     if participant.status == "screened_out":
         raise JourneyError(409, "screened_out", "this participation has ended")
     if participant.status == "withdrawn":
@@ -215,7 +266,7 @@ def record_background(session: Session, participant: Participant, background: di
     participant.n_trials = len(planned)
 
 
-def stage(participant: Participant) -> str:
+def stage(participant: Participant | ParticipantState) -> str:
     """Where the participant is: consent, background, trials, done, or screened_out/withdrawn."""
     if participant.status in ("screened_out", "withdrawn", "completed"):
         return "done" if participant.status == "completed" else participant.status
@@ -226,7 +277,7 @@ def stage(participant: Participant) -> str:
     return "trials"
 
 
-def next_trial_position(participant: Participant) -> int | None:
+def next_trial_position(participant: Participant | ParticipantState) -> int | None:
     """The position of the first unanswered trial (resume point), or None when all are answered."""
     current = stage(participant)
     if current in ("screened_out", "withdrawn"):
@@ -242,7 +293,7 @@ def next_trial_position(participant: Participant) -> int | None:
 
 
 def upcoming(
-    session: Session, participant: Participant, known: dict[int, Row] | None = None
+    session: Session, participant: Participant | ParticipantState, known: dict[int, Row] | None = None
 ) -> tuple[Row | None, Row | None]:
     """The current trial and the one after it (for preloading its images), in one query.
 
@@ -259,7 +310,9 @@ def upcoming(
     return known.get(current), known.get(current + 1)
 
 
-def _trials_from(session: Session, participant: Participant, first: int, count: int) -> dict[int, Row]:
+def _trials_from(
+    session: Session, participant: Participant | ParticipantState, first: int, count: int
+) -> dict[int, Row]:
     # On the session's connection: no ORM objects are involved, so none of the session's machinery is.
     rows = session.connection().execute(
         _UPCOMING, {"participant_id": participant.id, "first": first, "last": first + count - 1}
@@ -267,7 +320,7 @@ def _trials_from(session: Session, participant: Participant, first: int, count: 
     return {row.position: row for row in rows}
 
 
-def completion(participant: Participant) -> dict[str, Any]:
+def completion(participant: Participant | ParticipantState) -> dict[str, Any]:
     recruitment = spec_of(participant.study).recruitment
     url = recruitment.completion_url
     return {
@@ -286,7 +339,7 @@ class Stored:
 
 
 def record_response(
-    session: Session, participant: Participant, trial_id: int, response_id: str, value: int, rt_ms: int
+    session: Session, participant: ParticipantState, trial_id: int, response_id: str, value: int, rt_ms: int
 ) -> Stored:
     """Stores one answer to the participant's current trial.
 
@@ -319,6 +372,9 @@ def record_response(
         })
     except IntegrityError:
         session.rollback()
+        # Another request stored an answer to this trial meanwhile: the reply shows the progress it made.
+        fresh = session.connection().execute(_PROGRESS, {"participant_id": participant.id}).one()
+        participant.status, participant.n_answered, participant.completion_code = fresh
         again = session.execute(_RESPONSE_BY_ID, {"response_id": response_id}).first()
         if again is not None:
             return _replayed(again, participant, trial_id, value)
@@ -328,13 +384,13 @@ def record_response(
         code = spec_of(participant.study).recruitment.completion_code
         progress.update(status="completed", completed_at=utcnow(), completion_code=code or secrets.token_hex(4).upper())
     connection.execute(_UPDATE_PARTICIPANT, {"participant_id": participant.id, **progress})
-    # The loaded participant shows the new state without a flush of its own (one UPDATE, as above).
-    for key, value_ in progress.items():
-        set_committed_value(participant, key, value_)
+    participant.n_answered = progress["n_answered"]
+    participant.status = progress.get("status", participant.status)
+    participant.completion_code = progress.get("completion_code", participant.completion_code)
     return Stored(True, response_id, trials)
 
 
-def _check_answer(participant: Participant, trial: Row | None, trial_id: int, value: int) -> None:
+def _check_answer(participant: ParticipantState, trial: Row | None, trial_id: int, value: int) -> None:
     _require_active(participant)
     if trial is None or trial.participant_id != participant.id:
         raise JourneyError(404, "unknown_trial", f"trial {trial_id} is not one of this participant's trials")
@@ -347,13 +403,13 @@ def _check_answer(participant: Participant, trial: Row | None, trial_id: int, va
         raise JourneyError(400, "invalid", f"value: expected an integer from {low} to {high}, got {value}")
 
 
-def _replayed(previous: Row, participant: Participant, trial_id: int, value: int) -> Stored:
+def _replayed(previous: Row, participant: ParticipantState, trial_id: int, value: int) -> Stored:
     if previous.participant_id == participant.id and previous.trial_id == trial_id and previous.value == value:
         return Stored(False, previous.response_id)
     raise JourneyError(409, "response_id_reused", "this response_id was already used for a different answer")
 
 
-def _bounds(participant: Participant, trial: Row) -> tuple[int, int]:
+def _bounds(participant: ParticipantState, trial: Row) -> tuple[int, int]:
     spec = spec_of(participant.study)
     if trial.kind == "attention":
         likert = next((q for q in spec.questions if q.kind == "likert"), None)
