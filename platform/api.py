@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_babel import force_locale, gettext
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Row
 from werkzeug.exceptions import HTTPException
 
 from culturelab.platform import journey
@@ -130,7 +129,7 @@ def background(token: str):
 def next_trial(token: str):
     session = get_session()
     participant = journey.participant_state(session, token)
-    return jsonify(_next_payload(session, participant))
+    return jsonify(_next_payload(session, participant, participant.ahead))
 
 
 @bp.post("/participants/<token>/responses")
@@ -148,7 +147,7 @@ def respond(token: str):
 
 
 def _next_payload(
-    session, participant: journey.ParticipantState, known: dict[int, Row] | None = None
+    session, participant: journey.ParticipantState, known: dict[int, journey.TrialRow] | None = None
 ) -> dict[str, Any]:
     trial, following = journey.upcoming(session, participant, known)
     if trial is None:
@@ -157,7 +156,7 @@ def _next_payload(
     return {"done": False, "trial": trial_payload(participant, trial), "preload": preload}
 
 
-def _images(trial: Row) -> list[tuple[str, str]]:
+def _images(trial: journey.TrialRow) -> list[tuple[str, str]]:
     """(stimulus id, sha256) of the trial's image, and of the right-hand one of a choice."""
     images = [(trial.stimulus_key, trial.stimulus_sha256)]
     if trial.stimulus_b_key is not None:
@@ -169,7 +168,7 @@ def _media_url(sha256: str) -> str:
     return url_for("pages.media", sha256=sha256)
 
 
-def trial_payload(participant: journey.ParticipantState, trial: Row) -> dict[str, Any]:
+def trial_payload(participant: journey.ParticipantState, trial: journey.TrialRow) -> dict[str, Any]:
     """The trial as the page shows it; ``trial`` is a row of journey.upcoming."""
     spec = journey.spec_of(participant.study)
     lang = participant.language

@@ -11,9 +11,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -53,15 +53,6 @@ _PARTICIPANT = (
 )
 _PARTICIPANT_LOCKED = _PARTICIPANT.with_for_update()
 _participants, _studies = Participant.__table__, Study.__table__
-_PARTICIPANT_STATE = (
-    select(
-        _participants.c.id, _participants.c.status, _participants.c.consent, _participants.c.culture_group,
-        _participants.c.language, _participants.c.n_trials, _participants.c.n_answered,
-        _participants.c.completion_code, _studies.c.id.label("study_id"), _studies.c.spec_sha256,
-    )
-    .join(_studies, _studies.c.id == _participants.c.study_id)
-    .where(_participants.c.token == bindparam("token"))
-)
 _TRIAL = select(_trials).where(_trials.c.id == bindparam("trial_id"))
 _UPCOMING = (
     select(
@@ -73,6 +64,24 @@ _UPCOMING = (
     .outerjoin(_stimuli_b, _stimuli_b.c.id == _trials.c.stimulus_b_id)
     .where(_trials.c.participant_id == bindparam("participant_id"))
     .where(_trials.c.position.between(bindparam("first"), bindparam("last")))
+)
+# The participant, its study's spec version, and (outer-joined, up to three rows) its current trial and
+# the two after it: everything an answer or GET next reads, in one statement.
+_PARTICIPANT_STATE = (
+    select(
+        _participants.c.id, _participants.c.status, _participants.c.consent, _participants.c.culture_group,
+        _participants.c.language, _participants.c.n_trials, _participants.c.n_answered,
+        _participants.c.completion_code, _studies.c.id.label("study_id"), _studies.c.spec_sha256,
+        *[column.label(f"trial_{column.name}") for column in _UPCOMING.selected_columns],
+    )
+    .join(_studies, _studies.c.id == _participants.c.study_id)
+    .outerjoin(_trials, and_(
+        _trials.c.participant_id == _participants.c.id,
+        _trials.c.position.between(_participants.c.n_answered, _participants.c.n_answered + 2),
+    ))
+    .outerjoin(_stimuli, _stimuli.c.id == _trials.c.stimulus_id)
+    .outerjoin(_stimuli_b, _stimuli_b.c.id == _trials.c.stimulus_b_id)
+    .where(_participants.c.token == bindparam("token"))
 )
 _INSERT_RESPONSE = insert(Response.__table__)
 # SET takes the columns named in the parameters (n_answered; status etc. when the last answer completes).
@@ -132,15 +141,37 @@ class ParticipantState:
     n_answered: int
     completion_code: str | None
     study: StudyRef
+    # The trials from the current one on (up to three, by position), read with the participant; the same
+    # fields as upcoming's rows.
+    ahead: dict[int, TrialRow]
+
+
+class TrialRow(NamedTuple):
+    id: int
+    participant_id: int
+    position: int
+    kind: str
+    question_id: str
+    expected: int | None
+    stimulus_key: str
+    stimulus_sha256: str
+    stimulus_b_key: str | None
+    stimulus_b_sha256: str | None
 
 
 def participant_state(session: Session, token: str) -> ParticipantState:
-    row = session.connection().execute(_PARTICIPANT_STATE, {"token": token}).first()
-    if row is None:
+    rows = session.connection().execute(_PARTICIPANT_STATE, {"token": token}).all()
+    if not rows:
         raise JourneyError(404, "unknown_participant", "this participation link is not valid")
+    row = rows[0]
+    ahead = {
+        r["trial_position"]: TrialRow(*(r[f"trial_{name}"] for name in TrialRow._fields))
+        for r in (r._mapping for r in rows)
+        if r["trial_id"] is not None
+    }
     return ParticipantState(
         row.id, row.status, row.consent, row.culture_group, row.language, row.n_trials, row.n_answered,
-        row.completion_code, StudyRef(session, row.study_id, row.spec_sha256),
+        row.completion_code, StudyRef(session, row.study_id, row.spec_sha256), ahead,
     )
 
 
@@ -293,14 +324,14 @@ def next_trial_position(participant: Participant | ParticipantState) -> int | No
 
 
 def upcoming(
-    session: Session, participant: Participant | ParticipantState, known: dict[int, Row] | None = None
-) -> tuple[Row | None, Row | None]:
+    session: Session, participant: Participant | ParticipantState, known: dict[int, TrialRow] | None = None
+) -> tuple[TrialRow | None, TrialRow | None]:
     """The current trial and the one after it (for preloading its images), in one query.
 
-    Rows with the trial's columns (id, participant_id, position, kind, question_id, expected) and its
-    images' stimulus_key, stimulus_sha256, stimulus_b_key, stimulus_b_sha256 (None unless a choice).
-    ``known``: rows by position already read in this transaction (Stored.trials), used when they hold the
-    current trial. Raises JourneyError when the participant is not at the trials stage.
+    TrialRows: the trial's columns and its images' keys and sha256 (the second image only for a choice).
+    ``known``: trials by position already read in this transaction (ParticipantState.ahead, Stored.trials),
+    used when they hold the current trial. Raises JourneyError when the participant is not at the trials
+    stage.
     """
     current = next_trial_position(participant)
     if current is None:
@@ -312,12 +343,12 @@ def upcoming(
 
 def _trials_from(
     session: Session, participant: Participant | ParticipantState, first: int, count: int
-) -> dict[int, Row]:
+) -> dict[int, TrialRow]:
     # On the session's connection: no ORM objects are involved, so none of the session's machinery is.
     rows = session.connection().execute(
         _UPCOMING, {"participant_id": participant.id, "first": first, "last": first + count - 1}
     )
-    return {row.position: row for row in rows}
+    return {row.position: TrialRow(*row) for row in rows}
 
 
 def completion(participant: Participant | ParticipantState) -> dict[str, Any]:
@@ -335,7 +366,7 @@ class Stored:
     created: bool
     response_id: str
     # The answered trial and the two after it, by position, as read while answering (for upcoming).
-    trials: dict[int, Row] | None = None
+    trials: dict[int, TrialRow] | None = None
 
 
 def record_response(
@@ -347,9 +378,9 @@ def record_response(
     error; a different answer to an answered trial is 409, and so is an answer that skips ahead.
     """
     connection = session.connection()  # plain rows: no ORM objects involved (see upcoming)
-    # One query reads the current trial and the two after it (the reply shows the next and preloads
-    # the one after); only an answer to another trial needs that trial looked up to say what is wrong.
-    trials = _trials_from(session, participant, participant.n_answered, 3)
+    # The current trial and the two after it came with the participant (the reply shows the next and
+    # preloads the one after); only an answer to another trial needs that trial looked up to say why not.
+    trials = participant.ahead
     trial = trials.get(participant.n_answered)
     if trial is None or trial.id != trial_id:
         trial = connection.execute(_TRIAL, {"trial_id": trial_id}).first()
@@ -390,7 +421,7 @@ def record_response(
     return Stored(True, response_id, trials)
 
 
-def _check_answer(participant: ParticipantState, trial: Row | None, trial_id: int, value: int) -> None:
+def _check_answer(participant: ParticipantState, trial: TrialRow | Row | None, trial_id: int, value: int) -> None:
     _require_active(participant)
     if trial is None or trial.participant_id != participant.id:
         raise JourneyError(404, "unknown_trial", f"trial {trial_id} is not one of this participant's trials")
@@ -409,7 +440,7 @@ def _replayed(previous: Row, participant: ParticipantState, trial_id: int, value
     raise JourneyError(409, "response_id_reused", "this response_id was already used for a different answer")
 
 
-def _bounds(participant: ParticipantState, trial: Row) -> tuple[int, int]:
+def _bounds(participant: ParticipantState, trial: TrialRow | Row) -> tuple[int, int]:
     spec = spec_of(participant.study)
     if trial.kind == "attention":
         likert = next((q for q in spec.questions if q.kind == "likert"), None)
