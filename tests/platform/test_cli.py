@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -85,3 +86,19 @@ def test_the_installed_command_runs_without_importing_torch():
     subprocess.run([sys.executable, "-c", probe], check=True)
     result = subprocess.run(["culturelab", "--help"], capture_output=True, text=True, check=True)
     assert "generate" in result.stdout and "analyze" in result.stdout and "serve" in result.stdout
+
+
+def test_the_bundled_example_study_is_valid_and_can_be_taken(run, app):
+    from culturelab.platform.cli import EXAMPLE_STUDY
+    from culturelab.platform.db import session_scope
+    from culturelab.platform.study import read_study
+    from culturelab.platform.study_load import load_study
+
+    from bot import Bot
+
+    result = run("study", "validate", EXAMPLE_STUDY)
+    assert result.exit_code == 0, result.output
+    with session_scope(app) as session:
+        load_study(session, read_study(EXAMPLE_STUDY), EXAMPLE_STUDY.parent, Path(app.config["MEDIA_DIR"]))
+    done = Bot(app.test_client(), "motif-preferences", language="zh").complete("east_asian")
+    assert done["done"] and done["completion_code"]
