@@ -11,7 +11,6 @@ log-odds of choosing the own-culture image at a balanced position: the in-group 
 
 from __future__ import annotations
 
-import logging
 import warnings
 
 import choix
@@ -24,7 +23,6 @@ from culturelab.analysis.effects import bootstrap_ci, rank_biserial_paired, wils
 from culturelab.analysis.load import Package
 from culturelab.analysis.result import TestResult, apa_z, fmt_bounded, fmt_p
 
-log = logging.getLogger(__name__)
 GLMM_METHOD = ("mixed logistic model (mixedlm glmer, Laplace): chose_own ~ own_right + (1|participant) + "
                "(1|own_stimulus); estimate = intercept, log-odds of choosing the own-culture image; Wald z CI")
 

@@ -15,7 +15,6 @@ built on mixedlm's vcov derivatives.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass
 
@@ -27,8 +26,6 @@ from scipy import stats
 
 from culturelab.analysis.effects import eta2p_ci, eta2p_from_f
 from culturelab.analysis.result import TestResult, apa_f, apa_t
-
-log = logging.getLogger(__name__)
 
 RANDOM = "(1|participant) + (1|stimulus)"
 LMM_METHOD = "LMM (REML, mixedlm lmer), crossed random intercepts participant + stimulus"
