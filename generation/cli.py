@@ -67,20 +67,20 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
 @click.option(
     "--per-culture",
     type=click.IntRange(1),
-    default=1000,
+    default=500,
     show_default=True,
     help="Images per culture rendered for --data motifs.",
 )
 @click.option("--steps", type=click.IntRange(1), default=8000, show_default=True)
-@click.option("--batch-size", type=click.IntRange(4), default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(4), default=16, show_default=True)
 @click.option("--lr-g", type=float, default=2e-4, show_default=True)
 @click.option("--lr-d", type=float, default=1e-4, show_default=True)
 @click.option("--beta1", type=float, default=0.5, show_default=True, help="Adam beta1 (G and D).")
 @click.option("--beta2", type=float, default=0.999, show_default=True, help="Adam beta2 (G and D).")
 @click.option("--ema-decay", type=float, default=0.999, show_default=True)
 @click.option("--ema-start", type=click.IntRange(0), default=1000, show_default=True)
-@click.option("--g-channels", type=click.IntRange(4), default=12, show_default=True)
-@click.option("--d-channels", type=click.IntRange(4), default=12, show_default=True)
+@click.option("--g-channels", type=click.IntRange(4), default=8, show_default=True)
+@click.option("--d-channels", type=click.IntRange(4), default=8, show_default=True)
 @click.option("--z-dim", type=click.IntRange(1), default=128, show_default=True)
 @click.option("--culture-dim", type=click.IntRange(1), default=64, show_default=True)
 @click.option(

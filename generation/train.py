@@ -61,17 +61,17 @@ class TrainConfig:
     data: str = "motifs"  # "motifs" or an ImageFolder path
     out: str = "runs/cgan"
     resolution: int = 32
-    per_culture: int = 1000  # images per culture rendered for data="motifs"
+    per_culture: int = 500  # images per culture rendered for data="motifs"
     data_seed: int = 0
     steps: int = 8000
-    batch_size: int = 32  # global: split across DDP ranks
+    batch_size: int = 16  # global: split across DDP ranks
     lr_g: float = 2e-4
     lr_d: float = 1e-4  # a slower D kept the two players balanced (docs/generation.md)
     beta1: float = 0.5
     beta2: float = 0.999
     z_dim: int = 128
-    g_channels: int = 12
-    d_channels: int = 12
+    g_channels: int = 8
+    d_channels: int = 8
     culture_dim: int = 64
     culture_vectors: str | None = None  # JSON file {culture: [floats]}; None = learned embeddings
     ema_decay: float = 0.999
