@@ -255,9 +255,14 @@ def _serve(host: str, port: int, workers: int, threads: int = 8) -> None:
     Server().run()
 
 
+def _address(command):
+    """The --host and --port options of the commands that serve."""
+    command = click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))(command)
+    return click.option("--host", default="127.0.0.1", show_default=True)(command)
+
+
 @main.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@_address
 @click.option(
     "--workers",
     default=2,
@@ -281,8 +286,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
 
 @main.command("demo")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@_address
 @with_appcontext
 def demo(host: str, port: int) -> None:
     """Set up the database, load the bundled bilingual example study and serve it."""
