@@ -51,7 +51,6 @@ _PARTICIPANT = (
     # when spec_of has not parsed this version yet.
     .options(joinedload(Participant.study).defer(Study.spec))
 )
-_PARTICIPANT_LOCKED = _PARTICIPANT.with_for_update()
 _participants, _studies = Participant.__table__, Study.__table__
 _TRIAL = select(_trials).where(_trials.c.id == bindparam("trial_id"))
 _UPCOMING = (
@@ -108,8 +107,8 @@ def get_study(session: Session, slug: str) -> Study:
     return study
 
 
-def get_participant(session: Session, token: str, *, lock: bool = False) -> Participant:
-    participant = session.scalar(_PARTICIPANT_LOCKED if lock else _PARTICIPANT, {"token": token})
+def get_participant(session: Session, token: str) -> Participant:
+    participant = session.scalar(_PARTICIPANT, {"token": token})
     if participant is None:
         raise JourneyError(404, "unknown_participant", "this participation link is not valid")
     return participant
