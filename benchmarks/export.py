@@ -21,8 +21,6 @@ import click
 from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "platform"))
-from studykit import write_study  # noqa: E402  (the test kit builds the stimulus set and study file)
-
 from culturelab.platform.app import create_app  # noqa: E402
 from culturelab.platform.db import session_scope  # noqa: E402
 from culturelab.platform.export import export_study  # noqa: E402
@@ -30,6 +28,8 @@ from culturelab.platform.migrate import upgrade  # noqa: E402
 from culturelab.platform.models import Participant, Response, Stimulus, Study, Trial, utcnow  # noqa: E402
 from culturelab.platform.study import read_study  # noqa: E402
 from culturelab.platform.study_load import load_study  # noqa: E402
+
+from studykit import write_study  # noqa: E402  (the test kit builds the stimulus set and study file)
 
 
 def fill(app, n_participants: int, n_trials: int) -> None:
