@@ -21,7 +21,6 @@ are not in the database afterwards.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import multiprocessing
@@ -45,9 +44,11 @@ import gevent
 import yaml
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
-from PIL import Image
 from sqlalchemy import create_engine, make_url, select, text
 from sqlalchemy.exc import ArgumentError, OperationalError
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "platform"))
+from studykit import make_stimulus_set  # noqa: E402  (the test kit writes the stimulus set)
 
 CULTURES = ["seigaiha", "girih", "kente", "meander", "ice_ray"]
 GROUPS = ["east_asian", "west_african", "european"]
@@ -63,21 +64,8 @@ class InputError(click.ClickException):
 # -- setup ------------------------------------------------------------------------------------------------
 
 def write_study(folder: Path, trials: int) -> Path:
-    """A Contract 1 stimulus set of small PNGs and a study file over it (three question kinds)."""
-    images = folder / "stimuli" / "images"
-    images.mkdir(parents=True)
-    stimuli = []
-    for ci, culture in enumerate(CULTURES):
-        for k in range(8):
-            sid = f"{culture}-{k:04d}"
-            path = images / f"{sid}.png"
-            Image.new("RGB", (16, 16), (50 * ci, 30 * k, 128)).save(path)
-            sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-            stimuli.append({"id": sid, "file": f"images/{sid}.png", "sha256": sha256, "width": 16, "height": 16,
-                            "culture": culture, "mix": {culture: 1.0}, "method": "cgan", "seed": k, "content": None})
-    manifest = {"schema": "culturelab.stimuli/1", "name": "load-test", "created_at": "2026-11-26T12:00:00Z",
-                "cultures": CULTURES, "generator": {"method": "cgan"}, "stimuli": stimuli}
-    (folder / "stimuli" / "manifest.json").write_text(json.dumps(manifest))
+    """A Contract 1 stimulus set of small PNGs (the tests' kit) and a study file over it (three question kinds)."""
+    make_stimulus_set(folder / "stimuli", cultures=CULTURES, per_culture=8, size=16, name="load-test")
     study = {
         "slug": SLUG,
         "title": {"en": "Load test"},
