@@ -257,26 +257,12 @@ def record_background(session: Session, participant: Participant, background: di
     group_key = background["culture_group"]
     if group_key not in [g.id for g in spec.culture_groups]:
         raise JourneyError(400, "invalid", f"culture_group: {group_key!r} is not a group of this study")
-    # The quota check and the increment are one statement, so two participants racing for the last
-    # place cannot both get it (PostgreSQL re-checks the WHERE after the row lock; SQLite's writer lock
-    # serialises the whole transaction).
-    claimed = session.execute(
-        update(CultureGroup)
-        .where(
-            CultureGroup.study_id == study.id,
-            CultureGroup.key == group_key,
-            or_(CultureGroup.quota.is_(None), CultureGroup.filled < CultureGroup.quota),
-        )
-        .values(filled=CultureGroup.filled + 1)
-    ).rowcount
     for field, value in background.items():
         setattr(participant, field, value)
-    if not claimed:
-        participant.status, participant.status_reason = "screened_out", "quota_full"
-        return
-    participant.ordinal = session.execute(
-        update(Study).where(Study.id == study.id).values(n_assigned=Study.n_assigned + 1).returning(Study.n_assigned)
-    ).scalar_one() - 1
+    # Everything that needs no lock comes first: the questionnaire's row and the study's stimuli. The
+    # quota claim below locks the group's row until commit, and every participant of the group who
+    # finishes the questionnaire meanwhile waits for it (at a study's launch, hundreds at once).
+    session.flush()
     rows = session.execute(
         select(Stimulus.id, Stimulus.culture)
         .join(study_stimulus_sets, study_stimulus_sets.c.set_id == Stimulus.set_id)
@@ -286,6 +272,25 @@ def record_background(session: Session, participant: Participant, background: di
     by_culture: dict[str, list[int]] = {}
     for stimulus_id, culture in rows:
         by_culture.setdefault(culture, []).append(stimulus_id)
+    # The quota check and the increment are one statement, so two participants racing for the last
+    # place cannot both get it (PostgreSQL re-checks the WHERE after the row lock; SQLite's writer lock
+    # serialises the whole transaction). The place taken is the participant's ordinal in the group, which
+    # picks the Latin-square row: orders are counterbalanced within each culture group, the unit that
+    # cross-cultural comparisons contrast.
+    filled = session.execute(
+        update(CultureGroup)
+        .where(
+            CultureGroup.study_id == study.id,
+            CultureGroup.key == group_key,
+            or_(CultureGroup.quota.is_(None), CultureGroup.filled < CultureGroup.quota),
+        )
+        .values(filled=CultureGroup.filled + 1)
+        .returning(CultureGroup.filled)
+    ).scalar_one_or_none()
+    if filled is None:
+        participant.status, participant.status_reason = "screened_out", "quota_full"
+        return
+    participant.ordinal = filled - 1
     planned = plan_trials(spec, by_culture, participant.seed, participant.ordinal)
     # One multi-row INSERT of plain rows (no Trial objects are needed in this session).
     session.connection().execute(insert(_trials), [

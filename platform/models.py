@@ -49,8 +49,6 @@ class Study(Base):
     # The validated study document (culturelab.platform.study.StudySpec), as loaded.
     spec: Mapped[dict[str, Any]]
     spec_sha256: Mapped[str] = mapped_column(String(64))
-    # How many participants have been given trials: their 0-based ordinal selects the Latin-square row.
-    n_assigned: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -139,7 +137,7 @@ class Participant(Base):
     gender: Mapped[str | None] = mapped_column(String(64))
     art_training: Mapped[int | None]
     seed: Mapped[int]
-    ordinal: Mapped[int | None]  # 0-based order of assignment within the study (Latin-square row)
+    ordinal: Mapped[int | None]  # 0-based place taken in the culture group's quota (Latin-square row)
     n_trials: Mapped[int] = mapped_column(default=0)
     n_answered: Mapped[int] = mapped_column(default=0)
     completion_code: Mapped[str | None] = mapped_column(String(64))

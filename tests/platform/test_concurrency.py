@@ -76,6 +76,23 @@ def test_many_racing_for_a_few_places(app, load):
         assert sorted(ordinals) == [0, 1, 2, 3]  # each assigned participant got its own Latin-square row
 
 
+def test_ordinals_count_within_each_culture_group_under_a_race(app, load):
+    """The Latin-square row comes from the place taken in the group's quota: every group's participants
+    get 0, 1, 2, ... of their own (orders counterbalanced within each group), however they race."""
+    slug = load()
+    setup = app.test_client()
+    groups = ["east_asian", "west_african"] * 4
+    bots = [Bot(setup, slug) for _ in groups]
+    for bot in bots:
+        bot.consent()
+    statuses = race(len(bots), lambda i: post(app, f"{bots[i].base}/background", {"culture_group": groups[i]}))
+    assert statuses == [200] * len(bots)
+    with session_scope(app) as session:
+        rows = session.execute(select(Participant.culture_group, Participant.ordinal)).all()
+    for group in ("east_asian", "west_african"):
+        assert sorted(o for g, o in rows if g == group) == [0, 1, 2, 3]
+
+
 def test_a_double_submitted_answer_is_stored_once(app, load):
     slug = load()
     bot = Bot(app.test_client(), slug)
