@@ -14,7 +14,7 @@ Prints ONE JSON object: throughput of stored responses, p50/p99 latency (of the 
 requests), errors, and `lost`: answers the clients were acknowledged (201, or 200 for a replay) that
 are not in the database afterwards.
 
-    python3 benchmarks/load.py                      # 300 participants on PostgreSQL, 2 workers
+    python3 benchmarks/load.py                      # 300 participants on PostgreSQL, 2 workers per core
     python3 benchmarks/load.py --database sqlite
     python3 benchmarks/load.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/mydb
 """
@@ -335,9 +335,9 @@ def stored_response_ids(url: str) -> set[str]:
 @click.option("--concurrency", type=click.IntRange(1), help="Participants at once [default: --participants].")
 @click.option("--trials", default=40, show_default=True, type=click.IntRange(1),
               help="Trials per participant (two attention checks come on top).")
-@click.option("--think-ms", default=600, show_default=True, type=click.IntRange(0),
+@click.option("--think-ms", default=500, show_default=True, type=click.IntRange(0),
               help="Mean pause before each step of a participant (uniform, 0.5x to 1.5x); it sets the offered "
-                   "load: 300 participants at 600 ms offer about 450 answers/s when replies are quick.")
+                   "load: 300 participants at 500 ms offer about 550 answers/s when replies are quick.")
 @click.option("--ramp-s", default=2.0, show_default=True, type=click.FloatRange(0),
               help="Participants start at random times within this many seconds.")
 @click.option("--database", "backend", type=click.Choice(["postgres", "sqlite"]), default="postgres",
@@ -345,8 +345,9 @@ def stored_response_ids(url: str) -> set[str]:
 @click.option("--postgres-server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
               show_default=True, help="Where --database postgres creates (and drops) its database.")
 @click.option("--database-url", help="Use this (empty) database instead; it is migrated and kept.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="gunicorn processes.")
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1), help="Threads per worker.")
+@click.option("--workers", default=2 * (os.cpu_count() or 1), show_default="2 per CPU core", type=click.IntRange(1),
+              help="gunicorn processes.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1), help="Threads per worker.")
 @click.option("--client-processes", default=1, show_default=True, type=click.IntRange(1),
               help="Processes of the load generator.")
 @click.option("--seed", default=0, show_default=True)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Row, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, defer, joinedload
 
 from culturelab.platform.assignment import plan_trials
 from culturelab.platform.models import (
@@ -101,7 +101,8 @@ def spec_of(study: Study | StudyRef) -> StudySpec:
 
 
 def get_study(session: Session, slug: str) -> Study:
-    study = session.scalar(select(Study).where(Study.slug == slug))
+    # The spec document only when spec_of has not parsed this version yet (it is the bulk of the row).
+    study = session.scalar(select(Study).where(Study.slug == slug).options(defer(Study.spec)))
     if study is None:
         raise JourneyError(404, "unknown_study", f"there is no study {slug!r}")
     return study
