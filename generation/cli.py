@@ -79,6 +79,13 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
 @click.option("--beta2", type=float, default=0.999, show_default=True, help="Adam beta2 (G and D).")
 @click.option("--ema-decay", type=float, default=0.999, show_default=True)
 @click.option("--ema-start", type=click.IntRange(0), default=1000, show_default=True)
+@click.option(
+    "--mode-seeking",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Weight of the mode-seeking term (MSGAN) added to L_G; 0 = research design §4.4 exactly.",
+)
 @click.option("--g-channels", type=click.IntRange(4), default=8, show_default=True)
 @click.option("--d-channels", type=click.IntRange(4), default=8, show_default=True)
 @click.option("--z-dim", type=click.IntRange(1), default=128, show_default=True)

@@ -48,6 +48,7 @@ _RESUME_KEYS = (
     "beta2",
     "ema_decay",
     "ema_start",
+    "mode_seeking",
     "seed",
 )
 
@@ -76,6 +77,8 @@ class TrainConfig:
     culture_vectors: str | None = None  # JSON file {culture: [floats]}; None = learned embeddings
     ema_decay: float = 0.999
     ema_start: int = 1000  # the EMA copy just follows G until this step (early weights are not worth averaging)
+    # Weight of the mode-seeking term (Mao et al. 2019), an addition to §4.4's L_G; 0 = the plain §4.4 loss.
+    mode_seeking: float = 0.0
     seed: int = 0
     log_every: int = 50
     sample_every: int = 500
@@ -169,6 +172,7 @@ def gan_update(
     c: torch.Tensor,
     z: torch.Tensor,
     autocast=contextlib.nullcontext,
+    mode_seeking: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One D update and one G update (as in pytorch/examples' dcgan); returns losses and D's logits.
 
@@ -193,10 +197,38 @@ def gan_update(
     d.requires_grad_(False)
     with autocast():
         loss_g = g_loss(d(fake, c))
-    loss_g.backward()
+        total_g = loss_g + mode_seeking * mode_seeking_penalty(fake, z) if mode_seeking else loss_g
+    total_g.backward()
     d.requires_grad_(True)
     opt_g.step()
     return loss_d.detach(), loss_g.detach(), real_logits.detach(), fake_logits.detach()
+
+
+def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """1 / (|G(z1,c) - G(z2,c)| / |z1 - z2|) over pairs of consecutive samples (Mao et al. 2019, MSGAN).
+
+    Consecutive samples share their culture (``culture_grouped_indices``), so the term punishes a G that
+    ignores z for a culture; it is not part of §4.4's L_G and is off unless ``mode_seeking`` > 0.
+    """
+    image_gap = (fake[0::2] - fake[1::2]).abs().flatten(1).mean(dim=1)
+    noise_gap = (z[0::2] - z[1::2]).abs().mean(dim=1)
+    return 1.0 / ((image_gap / noise_gap).float().mean() + eps)
+
+
+def culture_grouped_indices(labels: torch.Tensor, batch_size: int, rng: torch.Generator, group: int = 4):
+    """Indices of a batch whose groups of ``group`` consecutive images share one culture.
+
+    Each group's culture is that of one image drawn uniformly (so c ~ p_c as in §4.4), the rest of the group
+    is drawn from the same culture. D's minibatch-std groups then measure diversity *within* a culture; with
+    mixed groups a G that draws one image per culture still looked diverse to D (the collapse we saw).
+    """
+    counts = torch.bincount(labels)
+    order = torch.argsort(labels, stable=True)
+    starts = counts.cumsum(0) - counts
+    anchors = torch.randint(len(labels), (batch_size // group,), generator=rng)
+    culture = labels[anchors].repeat_interleave(group)
+    offsets = (torch.rand(batch_size, generator=rng) * counts[culture]).long()
+    return order[starts[culture] + offsets]
 
 
 def make_autocast(device: torch.device, bf16: bool):
@@ -284,13 +316,15 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
     t0, last_step = time.perf_counter(), cfg.steps
     for step in bar:
         # Same global batch on every rank (one RNG), each rank takes its own slice.
-        idx = torch.randint(len(data), (cfg.batch_size,), generator=rng)[rank * local : (rank + 1) * local]
+        idx = culture_grouped_indices(data.labels, cfg.batch_size, rng)[rank * local : (rank + 1) * local]
         z = torch.randn(cfg.batch_size, cfg.z_dim, generator=rng)[rank * local : (rank + 1) * local]
         real = to_unit_range(images[idx.to(images.device)]).contiguous(memory_format=memory_format)
         c = one_hot(labels[idx.to(labels.device)], k).to(device)  # c ~ p_c: the data's own cultures
         z = z.to(device, non_blocking=True)
 
-        loss_d, loss_g, real_logits, fake_logits = gan_update(g_step, d_step, d, opt_g, opt_d, real, c, z, autocast)
+        loss_d, loss_g, real_logits, fake_logits = gan_update(
+            g_step, d_step, d, opt_g, opt_d, real, c, z, autocast, cfg.mode_seeking
+        )
         update_ema(g_ema, g, cfg.ema_decay if step >= cfg.ema_start else 0.0)
 
         done = step + 1

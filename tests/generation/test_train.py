@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from culturelab.generation import checkpoint
-from culturelab.generation.train import ConfigError, train
+from culturelab.generation.train import ConfigError, culture_grouped_indices, mode_seeking_penalty, train
 
 from .conftest import tiny_config
 
@@ -25,6 +25,30 @@ def assert_same(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_batches_come_in_groups_of_one_culture():
+    """D's minibatch-std groups (4 consecutive images) must each hold one culture, drawn like the data's."""
+    labels = torch.tensor([0] * 10 + [1] * 3 + [2] * 7)[torch.randperm(20, generator=torch.Generator().manual_seed(1))]
+    rng = torch.Generator().manual_seed(0)
+    seen = torch.zeros(3)
+    for _ in range(200):
+        groups = labels[culture_grouped_indices(labels, 16, rng)].view(4, 4)
+        assert (groups == groups[:, :1]).all()
+        seen += torch.bincount(groups[:, 0], minlength=3)
+    torch.testing.assert_close(seen / seen.sum(), torch.tensor([0.5, 0.15, 0.35]), atol=0.05, rtol=0)
+
+
+def test_mode_seeking_penalty_grows_as_g_ignores_z():
+    z = torch.randn(8, 16)
+    varied = torch.tanh(torch.randn(8, 3, 8, 8))
+    same = varied[:1].expand(8, -1, -1, -1) + 1e-3 * torch.randn(8, 3, 8, 8)
+    assert mode_seeking_penalty(same, z) > 10 * mode_seeking_penalty(varied, z)
+
+
+def test_mode_seeking_trains(tmp_path, tiny_data):
+    train(tiny_config(tmp_path, mode_seeking=1.0), data=tiny_data, progress=False)
+    assert (tmp_path / "generator.safetensors").exists()
 
 
 def test_run_folder_contents(tmp_path, tiny_data):
