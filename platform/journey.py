@@ -70,7 +70,8 @@ _PARTICIPANT_STATE = (
     select(
         _participants.c.id, _participants.c.status, _participants.c.consent, _participants.c.culture_group,
         _participants.c.language, _participants.c.n_trials, _participants.c.n_answered,
-        _participants.c.completion_code, _studies.c.id.label("study_id"), _studies.c.spec_sha256,
+        _participants.c.completion_code, _participants.c.source, _studies.c.id.label("study_id"),
+        _studies.c.spec_sha256,
         *[column.label(f"trial_{column.name}") for column in _UPCOMING.selected_columns],
     )
     .join(_studies, _studies.c.id == _participants.c.study_id)
@@ -140,6 +141,7 @@ class ParticipantState:
     n_trials: int
     n_answered: int
     completion_code: str | None
+    source: str
     study: StudyRef
     # The trials from the current one on (up to three, by position), read with the participant; the same
     # fields as upcoming's rows.
@@ -171,7 +173,7 @@ def participant_state(session: Session, token: str) -> ParticipantState:
     }
     return ParticipantState(
         row.id, row.status, row.consent, row.culture_group, row.language, row.n_trials, row.n_answered,
-        row.completion_code, StudyRef(session, row.study_id, row.spec_sha256), ahead,
+        row.completion_code, row.source, StudyRef(session, row.study_id, row.spec_sha256), ahead,
     )
 
 
@@ -356,13 +358,36 @@ def _trials_from(
     return {row.position: TrialRow(*row) for row in rows}
 
 
+# Where an MTurk HIT's answer goes: the worker's browser posts the assignment id there (ExternalQuestion).
+MTURK_SUBMIT_HOSTS = ("www.mturk.com", "workersandbox.mturk.com")
+
+
 def completion(participant: Participant | ParticipantState) -> dict[str, Any]:
-    recruitment = spec_of(participant.study).recruitment
-    url = recruitment.completion_url
+    """The end of the journey: the completion code, and the study's completion URL to go back to.
+
+    MTurk workers get no redirect: they finish by submitting the HIT (mturk_submit), which ends the
+    assignment on MTurk's side; a redirect would leave it open.
+    """
+    url = spec_of(participant.study).recruitment.completion_url
+    if participant.source == "mturk":
+        url = None
     return {
         "done": True,
         "completion_code": participant.completion_code,
         "redirect_url": url.replace("{code}", participant.completion_code or "") if url else None,
+    }
+
+
+def mturk_submit(participant: Participant) -> dict[str, Any] | None:
+    """The form that submits a finished MTurk assignment (its action and hidden fields), or None."""
+    recruitment = participant.recruitment or {}
+    if participant.source != "mturk" or "assignmentId" not in recruitment or participant.status != "completed":
+        return None
+    host = recruitment.get("turkSubmitTo")
+    host = host if host in MTURK_SUBMIT_HOSTS else MTURK_SUBMIT_HOSTS[0]
+    return {
+        "action": f"https://{host}/mturk/externalSubmit",
+        "fields": {"assignmentId": recruitment["assignmentId"], "completion_code": participant.completion_code},
     }
 
 

@@ -6,6 +6,8 @@ the browser, the bots and the load tests exercise the same code and the same val
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, abort, current_app, g, render_template, request, send_from_directory
 from flask_babel import get_locale
 
@@ -19,6 +21,8 @@ bp = Blueprint("pages", __name__)
 # What each recruitment platform appends to the study link.
 PROLIFIC = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
 MTURK = ("workerId", "assignmentId", "hitId")
+# MTurk shows a HIT's page in preview, before a worker accepts it, with this assignment id and no workerId.
+MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 
 
 def ui_locale(language: str) -> str:
@@ -39,12 +43,19 @@ def study_link(slug: str):
         abort(404)
     spec = journey.spec_of(study)
     args = request.args
+    if args.get("assignmentId") == MTURK_PREVIEW:
+        # Nobody to enrol yet: the worker sees what the HIT is and must accept it to begin.
+        return render_template("participant/preview.html", spec=spec)
     if args.get("PROLIFIC_PID"):
         external_id, source = args["PROLIFIC_PID"], "prolific"
         recruitment = {k: args[k] for k in PROLIFIC[1:] if k in args}
     elif args.get("workerId"):
         external_id, source = args["workerId"], "mturk"
         recruitment = {k: args[k] for k in MTURK[1:] if k in args}
+        # Where to submit the finished assignment (live or sandbox); only MTurk's own hosts are kept.
+        host = urlsplit(args.get("turkSubmitTo", "")).hostname
+        if host in journey.MTURK_SUBMIT_HOSTS:
+            recruitment["turkSubmitTo"] = host
     else:
         external_id, source, recruitment = None, "link", {}
     return render_template(
@@ -74,7 +85,8 @@ def participant_page(token: str):
     if stage == "trials":
         return render_template("participant/trials.html", **context)
     if stage == "done":
-        return render_template("participant/done.html", **context, **journey.completion(participant))
+        mturk = journey.mturk_submit(participant)
+        return render_template("participant/done.html", **context, **journey.completion(participant), mturk=mturk)
     return render_template("participant/ended.html", **context, reason=participant.status_reason)
 
 

@@ -465,16 +465,19 @@ const CultureLab = (() => {
     begin();
   }
 
-  // The completion page: count down, then go back to the recruitment site (the code is in the URL).
+  // The completion page: count down, then go back to the recruitment site (the code is in the URL), or,
+  // for an MTurk worker, submit the HIT (the form posts the assignment id to MTurk).
   function done(redirectUrl, seconds) {
     const d = page();
-    if (!redirectUrl) return;
+    const form = $("mturk-submit");
+    if (!redirectUrl && !form) return;
     const countdown = $("countdown");
     let left = seconds;
     const tick = () => {
-      countdown.textContent = fill(d.text.redirect_in, { s: left });
-      if (left-- <= 0) location.assign(redirectUrl);
-      else setTimeout(tick, 1000);
+      countdown.textContent = fill(form ? d.text.submit_in : d.text.redirect_in, { s: left });
+      if (left-- > 0) setTimeout(tick, 1000);
+      else if (form) form.submit();
+      else location.assign(redirectUrl);
     };
     tick();
   }

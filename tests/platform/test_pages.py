@@ -68,3 +68,34 @@ def test_media_is_served_by_hash_with_long_caching(client, load):
     assert "max-age=31536000" in r.headers["Cache-Control"]
     assert client.get("/media/" + "0" * 64 + ".png").status_code == 404
     assert client.get("/media/../../etc/passwd.png").status_code == 404
+
+
+def test_mturk_preview_enrols_nobody_and_asks_to_accept_the_hit(client, load):
+    slug = load()
+    html = page(client, f"/s/{slug}?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=H1")
+    assert 'id="preview"' in html and "accept the HIT" in html and "start-data" not in html
+
+
+def test_an_mturk_worker_finishes_by_submitting_the_hit_not_by_a_redirect(client, load):
+    slug = load()
+    html = page(client, f"/s/{slug}?workerId=W7&assignmentId=A7&hitId=H7&turkSubmitTo=https://workersandbox.mturk.com")
+    assert '"turkSubmitTo": "workersandbox.mturk.com"' in html
+    # What the start page posts (participant.js sends its start-data as the body).
+    start = {"external_id": "W7", "source": "mturk", "language": "zh",
+             "recruitment": {"assignmentId": "A7", "hitId": "H7", "turkSubmitTo": "workersandbox.mturk.com"}}
+    token = client.post(f"/api/v1/studies/{slug}/participants", json=start).get_json()["token"]
+    bot = Bot.__new__(Bot)
+    bot.client, bot.slug, bot.token, bot.base = client, slug, token, f"/api/v1/participants/{token}"
+    assert page(client, f"/p/{token}").count("mturk-submit") == 0  # nothing to submit before the end
+    done = bot.complete()
+    assert done["completion_code"] == "C1234ABC" and done["redirect_url"] is None
+    html = page(client, f"/p/{token}")
+    assert 'action="https://workersandbox.mturk.com/mturk/externalSubmit"' in html
+    assert 'name="assignmentId" value="A7"' in html and 'name="completion_code" value="C1234ABC"' in html
+    assert "提交 HIT" in html and "app.prolific.com" not in html
+
+
+def test_a_foreign_turk_submit_host_is_not_kept(client, load):
+    slug = load()
+    html = page(client, f"/s/{slug}?workerId=W8&assignmentId=A8&turkSubmitTo=https://evil.example")
+    assert "turkSubmitTo" not in html
