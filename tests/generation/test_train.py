@@ -12,7 +12,15 @@ import torch
 from safetensors.torch import load_file
 
 from culturelab.generation import checkpoint
-from culturelab.generation.train import ConfigError, culture_grouped_indices, mode_seeking_penalty, train
+from culturelab.generation.cgan import Generator
+from culturelab.generation.train import (
+    ConfigError,
+    culture_grouped_indices,
+    mode_seeking_penalty,
+    model_config,
+    standing_stats,
+    train,
+)
 
 from .conftest import tiny_config
 
@@ -44,6 +52,18 @@ def test_mode_seeking_penalty_grows_as_g_ignores_z():
     varied = torch.tanh(torch.randn(8, 3, 8, 8))
     same = varied[:1].expand(8, -1, -1, -1) + 1e-3 * torch.randn(8, 3, 8, 8)
     assert mode_seeking_penalty(same, z) > 10 * mode_seeking_penalty(varied, z)
+
+
+def test_standing_stats_match_the_generators_own_weights(tiny_data):
+    """The exported EMA generator gets batch-norm statistics of its own; the training copy is left alone."""
+    torch.manual_seed(0)
+    g = Generator(model_config(tiny_config("unused"), tiny_data.cultures))
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    fixed = standing_stats(g, tiny_data.labels, batches=4, batch_size=8)
+    assert not fixed.training and g.training
+    assert_same(before, g.state_dict())
+    assert not torch.equal(fixed.out_norm.running_mean, g.out_norm.running_mean)
+    assert_same(fixed.state_dict(), standing_stats(g, tiny_data.labels, batches=4, batch_size=8).state_dict())
 
 
 def test_mode_seeking_trains(tmp_path, tiny_data):
