@@ -75,7 +75,7 @@ def create_participant(slug: str):
         recruitment=data.recruitment,
     )
     session.commit()
-    payload = {"token": created.participant.token, "resume": created.resume}
+    payload = {"token": created.token, "resume": created.resume}
     return jsonify(payload), 200 if created.resume else 201
 
 
@@ -107,8 +107,8 @@ def set_language(token: str):
 def consent(token: str):
     data = body(Consent)
     session = get_session()
-    participant = journey.get_participant(session, token)
-    journey.record_consent(participant, data.consent)
+    participant = journey.participant_state(session, token, trials=False)
+    journey.record_consent(session, participant, data.consent)
     session.commit()
     return jsonify({"stage": journey.stage(participant)})
 
@@ -117,10 +117,10 @@ def consent(token: str):
 def background(token: str):
     data = body(Background)
     session = get_session()
-    participant = journey.get_participant(session, token)
-    journey.record_background(session, participant, data.model_dump())
+    participant = journey.participant_state(session, token, trials=False)
+    placed = journey.record_background(session, participant, data.model_dump())
     session.commit()
-    if participant.status_reason == "quota_full":
+    if not placed:
         return error(409, "quota_full", "this group of participants is already full")
     return jsonify({"stage": journey.stage(participant), "total": participant.n_trials})
 

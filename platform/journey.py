@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Row, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, joinedload
+from sqlalchemy.orm import Session, joinedload
 
 from culturelab.platform.assignment import plan_trials
 from culturelab.platform.models import (
@@ -64,16 +64,23 @@ _UPCOMING = (
     .where(_trials.c.participant_id == bindparam("participant_id"))
     .where(_trials.c.position.between(bindparam("first"), bindparam("last")))
 )
-# The participant, its study's spec version, and (outer-joined, up to three rows) its current trial and
-# the two after it: everything an answer or GET next reads, in one statement.
+# The participant as a plain row with its study's id and spec version: what every participant request
+# reads (ParticipantState), in one statement.
+_STATE_COLUMNS = (
+    _participants.c.id, _participants.c.status, _participants.c.consent, _participants.c.culture_group,
+    _participants.c.language, _participants.c.seed, _participants.c.n_trials, _participants.c.n_answered,
+    _participants.c.completion_code, _participants.c.source, _studies.c.id.label("study_id"),
+    _studies.c.spec_sha256,
+)
+_PARTICIPANT_ONLY = (
+    select(*_STATE_COLUMNS)
+    .join(_studies, _studies.c.id == _participants.c.study_id)
+    .where(_participants.c.token == bindparam("token"))
+)
+# The same with (outer-joined, up to three rows) the current trial and the two after it: everything an
+# answer or GET next reads.
 _PARTICIPANT_STATE = (
-    select(
-        _participants.c.id, _participants.c.status, _participants.c.consent, _participants.c.culture_group,
-        _participants.c.language, _participants.c.n_trials, _participants.c.n_answered,
-        _participants.c.completion_code, _participants.c.source, _studies.c.id.label("study_id"),
-        _studies.c.spec_sha256,
-        *[column.label(f"trial_{column.name}") for column in _UPCOMING.selected_columns],
-    )
+    select(*_STATE_COLUMNS, *[column.label(f"trial_{column.name}") for column in _UPCOMING.selected_columns])
     .join(_studies, _studies.c.id == _participants.c.study_id)
     .outerjoin(_trials, and_(
         _trials.c.participant_id == _participants.c.id,
@@ -83,9 +90,40 @@ _PARTICIPANT_STATE = (
     .outerjoin(_stimuli_b, _stimuli_b.c.id == _trials.c.stimulus_b_id)
     .where(_participants.c.token == bindparam("token"))
 )
+_STUDY_BY_SLUG = select(_studies.c.id, _studies.c.spec_sha256).where(_studies.c.slug == bindparam("slug"))
+_TOKEN_BY_EXTERNAL_ID = select(_participants.c.token).where(
+    _participants.c.study_id == bindparam("study_id"), _participants.c.external_id == bindparam("external_id")
+)
+_INSERT_PARTICIPANT = insert(_participants)
 _INSERT_RESPONSE = insert(Response.__table__)
 # SET takes the columns named in the parameters (n_answered; status etc. when the last answer completes).
-_UPDATE_PARTICIPANT = update(Participant.__table__).where(Participant.__table__.c.id == bindparam("participant_id"))
+_UPDATE_PARTICIPANT = update(_participants).where(_participants.c.id == bindparam("participant_id"))
+# The same, only while a field is still unset: of two requests racing to set it, one changes nothing.
+_SET_CONSENT = _UPDATE_PARTICIPANT.where(_participants.c.consent.is_(None))
+_SET_BACKGROUND = _UPDATE_PARTICIPANT.where(_participants.c.culture_group.is_(None))
+_CONSENT = select(_participants.c.consent, _participants.c.status).where(
+    _participants.c.id == bindparam("participant_id")
+)
+_groups = CultureGroup.__table__
+# The quota check and the increment are one statement, so two participants racing for the last place
+# cannot both get it (PostgreSQL re-checks the WHERE after the row lock; SQLite's writer lock serialises
+# the whole transaction). It returns the places now taken.
+_CLAIM_PLACE = (
+    update(_groups)
+    .where(
+        _groups.c.study_id == bindparam("group_study_id"),
+        _groups.c.key == bindparam("group"),
+        or_(_groups.c.quota.is_(None), _groups.c.filled < _groups.c.quota),
+    )
+    .values(filled=_groups.c.filled + 1)
+    .returning(_groups.c.filled)
+)
+_STUDY_STIMULI = (
+    select(_stimuli.c.id, _stimuli.c.culture)
+    .join(study_stimulus_sets, study_stimulus_sets.c.set_id == _stimuli.c.set_id)
+    .where(study_stimulus_sets.c.study_id == bindparam("study_id"))
+    .order_by(_stimuli.c.id)
+)
 _PROGRESS = select(_participants.c.status, _participants.c.n_answered, _participants.c.completion_code).where(
     _participants.c.id == bindparam("participant_id")
 )
@@ -101,12 +139,11 @@ def spec_of(study: Study | StudyRef) -> StudySpec:
     return spec
 
 
-def get_study(session: Session, slug: str) -> Study:
-    # The spec document only when spec_of has not parsed this version yet (it is the bulk of the row).
-    study = session.scalar(select(Study).where(Study.slug == slug).options(defer(Study.spec)))
-    if study is None:
+def get_study(session: Session, slug: str) -> StudyRef:
+    row = session.connection().execute(_STUDY_BY_SLUG, {"slug": slug}).first()
+    if row is None:
         raise JourneyError(404, "unknown_study", f"there is no study {slug!r}")
-    return study
+    return StudyRef(session, row.id, row.spec_sha256)
 
 
 def get_participant(session: Session, token: str) -> Participant:
@@ -117,8 +154,8 @@ def get_participant(session: Session, token: str) -> Participant:
 
 
 class StudyRef:
-    """What the answer path needs of a study: its id and spec version; the spec document itself is read
-    only if spec_of has not parsed this version yet."""
+    """What the participant API needs of a study: its id and spec version; the spec document itself is
+    read only if spec_of has not parsed this version yet."""
 
     def __init__(self, session: Session, study_id: int, spec_sha256: str):
         self.session, self.id, self.spec_sha256 = session, study_id, spec_sha256
@@ -130,21 +167,22 @@ class StudyRef:
 
 @dataclass
 class ParticipantState:
-    """The participant as the trials need it, read as one plain row (no ORM object: answering is most of
-    what a running study serves). Answering a trial updates it in place."""
+    """The participant as the API needs it, read as one plain row (no ORM object: the API is most of what
+    a running study serves, above all at its launch). The journey's steps update it in place."""
 
     id: int
     status: str
     consent: bool | None
     culture_group: str | None
     language: str
+    seed: int
     n_trials: int
     n_answered: int
     completion_code: str | None
     source: str
     study: StudyRef
     # The trials from the current one on (up to three, by position), read with the participant; the same
-    # fields as upcoming's rows.
+    # fields as upcoming's rows. Empty when read without trials.
     ahead: dict[int, TrialRow]
 
 
@@ -161,30 +199,31 @@ class TrialRow(NamedTuple):
     stimulus_b_sha256: str | None
 
 
-def participant_state(session: Session, token: str) -> ParticipantState:
-    rows = session.connection().execute(_PARTICIPANT_STATE, {"token": token}).all()
+def participant_state(session: Session, token: str, *, trials: bool = True) -> ParticipantState:
+    """The participant, with its current trial and the two after it unless ``trials`` is False."""
+    rows = session.connection().execute(_PARTICIPANT_STATE if trials else _PARTICIPANT_ONLY, {"token": token}).all()
     if not rows:
         raise JourneyError(404, "unknown_participant", "this participation link is not valid")
     row = rows[0]
     ahead = {
         r["trial_position"]: TrialRow(*(r[f"trial_{name}"] for name in TrialRow._fields))
         for r in (r._mapping for r in rows)
-        if r["trial_id"] is not None
+        if trials and r["trial_id"] is not None
     }
     return ParticipantState(
-        row.id, row.status, row.consent, row.culture_group, row.language, row.n_trials, row.n_answered,
+        row.id, row.status, row.consent, row.culture_group, row.language, row.seed, row.n_trials, row.n_answered,
         row.completion_code, row.source, StudyRef(session, row.study_id, row.spec_sha256), ahead,
     )
 
 
 @dataclass
 class Created:
-    participant: Participant
+    token: str
     resume: bool
 
 
 def create_participant(
-    session: Session, study: Study, *, external_id: str | None, source: str, language: str | None,
+    session: Session, study: StudyRef, *, external_id: str | None, source: str, language: str | None,
     recruitment: dict[str, Any],
 ) -> Created:
     spec = spec_of(study)
@@ -194,35 +233,27 @@ def create_participant(
             "bad_language",
             f"language {language!r} is not offered by this study (one of {', '.join(spec.languages)})",
         )
+    connection = session.connection()
+    known = {"study_id": study.id, "external_id": external_id}
     if external_id is not None:
-        existing = session.scalar(
-            select(Participant).where(Participant.study_id == study.id, Participant.external_id == external_id)
-        )
-        if existing is not None:
-            return Created(existing, True)
-    participant = Participant(
-        study_id=study.id,
-        token=secrets.token_urlsafe(24),
-        pseudonym="p-" + uuid.uuid4().hex[:16],
-        external_id=external_id,
-        source=source,
-        recruitment=recruitment,
-        language=language or spec.languages[0],
-        seed=secrets.randbits(31),
-    )
-    session.add(participant)
+        token = connection.scalar(_TOKEN_BY_EXTERNAL_ID, known)
+        if token is not None:
+            return Created(token, True)
+    token = secrets.token_urlsafe(24)
     try:
-        session.flush()
+        connection.execute(_INSERT_PARTICIPANT, {
+            "study_id": study.id, "token": token, "pseudonym": "p-" + uuid.uuid4().hex[:16],
+            "external_id": external_id, "source": source, "recruitment": recruitment,
+            "language": language or spec.languages[0], "seed": secrets.randbits(31),
+        })
     except IntegrityError:
         # The same recruitment id arrived twice at once: the other request created it; resume that one.
         session.rollback()
-        existing = session.scalar(
-            select(Participant).where(Participant.study_id == study.id, Participant.external_id == external_id)
-        )
-        if existing is None:
+        token = session.connection().scalar(_TOKEN_BY_EXTERNAL_ID, known)
+        if token is None:
             raise
-        return Created(existing, True)
-    return Created(participant, False)
+        return Created(token, True)
+    return Created(token, False)
 
 
 def set_language(participant: Participant, language: str) -> None:
@@ -239,69 +270,68 @@ def _require_active(participant: Participant | ParticipantState) -> None:
         raise JourneyError(409, "withdrawn", "this participation was withdrawn")
 
 
-def record_consent(participant: Participant, consent: bool) -> None:
+def record_consent(session: Session, participant: ParticipantState, consent: bool) -> None:
     _require_active(participant)
-    if participant.consent is not None and participant.consent != consent:
+    if participant.consent is None:
+        values: dict[str, Any] = {"consent": consent}
+        if not consent:
+            values.update(status="screened_out", status_reason="declined_consent")
+        connection = session.connection()
+        if connection.execute(_SET_CONSENT, {"participant_id": participant.id, **values}).rowcount:
+            participant.consent, participant.status = consent, values.get("status", participant.status)
+            return
+        # A request racing this one recorded consent first.
+        participant.consent, participant.status = connection.execute(
+            _CONSENT, {"participant_id": participant.id}
+        ).one()
+    if participant.consent != consent:
         raise JourneyError(409, "consent_already_given", "consent was already recorded")
-    participant.consent = consent
-    if not consent:
-        participant.status, participant.status_reason = "screened_out", "declined_consent"
 
 
-def record_background(session: Session, participant: Participant, background: dict[str, Any]) -> None:
-    """Stores the questionnaire, takes a place in the group's quota and assigns the trials, atomically."""
+def record_background(session: Session, participant: ParticipantState, background: dict[str, Any]) -> bool:
+    """Stores the questionnaire, takes a place in the group's quota and assigns the trials, atomically.
+    False when the group is full (the participant is then screened out)."""
     _require_active(participant)
     if not participant.consent:
         raise JourneyError(409, "consent_required", "consent must be given first")
     if participant.culture_group is not None:
         raise JourneyError(409, "background_already_given", "the background questionnaire was already answered")
-    study = participant.study
-    spec = spec_of(study)
+    spec = spec_of(participant.study)
     group_key = background["culture_group"]
     if group_key not in [g.id for g in spec.culture_groups]:
         raise JourneyError(400, "invalid", f"culture_group: {group_key!r} is not a group of this study")
-    for field, value in background.items():
-        setattr(participant, field, value)
-    # Everything that needs no lock comes first: the questionnaire's row and the study's stimuli. The
-    # quota claim below locks the group's row until commit, and every participant of the group who
+    connection = session.connection()
+    # Everything that needs no shared lock comes first: the questionnaire (this participant's row only; a
+    # second questionnaire racing this one waits for it, then changes nothing) and the study's stimuli.
+    # The quota claim below locks the group's row until commit, and every participant of the group who
     # finishes the questionnaire meanwhile waits for it (at a study's launch, hundreds at once).
-    session.flush()
-    rows = session.execute(
-        select(Stimulus.id, Stimulus.culture)
-        .join(study_stimulus_sets, study_stimulus_sets.c.set_id == Stimulus.set_id)
-        .where(study_stimulus_sets.c.study_id == study.id)
-        .order_by(Stimulus.id)
-    ).all()
+    if not connection.execute(_SET_BACKGROUND, {"participant_id": participant.id, **background}).rowcount:
+        raise JourneyError(409, "background_already_given", "the background questionnaire was already answered")
+    participant.culture_group = group_key
     by_culture: dict[str, list[int]] = {}
-    for stimulus_id, culture in rows:
+    for stimulus_id, culture in connection.execute(_STUDY_STIMULI, {"study_id": participant.study.id}):
         by_culture.setdefault(culture, []).append(stimulus_id)
-    # The quota check and the increment are one statement, so two participants racing for the last
-    # place cannot both get it (PostgreSQL re-checks the WHERE after the row lock; SQLite's writer lock
-    # serialises the whole transaction). The place taken is the participant's ordinal in the group, which
-    # picks the Latin-square row: orders are counterbalanced within each culture group, the unit that
-    # cross-cultural comparisons contrast.
-    filled = session.execute(
-        update(CultureGroup)
-        .where(
-            CultureGroup.study_id == study.id,
-            CultureGroup.key == group_key,
-            or_(CultureGroup.quota.is_(None), CultureGroup.filled < CultureGroup.quota),
-        )
-        .values(filled=CultureGroup.filled + 1)
-        .returning(CultureGroup.filled)
-    ).scalar_one_or_none()
+    filled = connection.execute(_CLAIM_PLACE, {"group_study_id": participant.study.id, "group": group_key}).scalar()
     if filled is None:
-        participant.status, participant.status_reason = "screened_out", "quota_full"
-        return
-    participant.ordinal = filled - 1
-    planned = plan_trials(spec, by_culture, participant.seed, participant.ordinal)
-    # One multi-row INSERT of plain rows (no Trial objects are needed in this session).
-    session.connection().execute(insert(_trials), [
+        connection.execute(_UPDATE_PARTICIPANT, {
+            "participant_id": participant.id, "status": "screened_out", "status_reason": "quota_full",
+        })
+        participant.status = "screened_out"
+        return False
+    # The place taken is the participant's ordinal in the group, which picks the Latin-square row: orders
+    # are counterbalanced within each culture group, the unit that cross-cultural comparisons contrast.
+    ordinal = filled - 1
+    planned = plan_trials(spec, by_culture, participant.seed, ordinal)
+    connection.execute(insert(_trials), [
         {"participant_id": participant.id, "position": i, "kind": t.kind, "question_id": t.question_id,
          "stimulus_id": t.stimulus, "stimulus_b_id": t.stimulus_b, "expected": t.expected}
         for i, t in enumerate(planned)
     ])
+    connection.execute(_UPDATE_PARTICIPANT, {
+        "participant_id": participant.id, "ordinal": ordinal, "n_trials": len(planned),
+    })
     participant.n_trials = len(planned)
+    return True
 
 
 def stage(participant: Participant | ParticipantState) -> str:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import func, select
 
 from culturelab.platform.db import session_scope
-from culturelab.platform.models import CultureGroup, Participant, Response
+from culturelab.platform.models import CultureGroup, Participant, Response, Trial
 
 from bot import Bot
 
@@ -91,6 +91,19 @@ def test_ordinals_count_within_each_culture_group_under_a_race(app, load):
         rows = session.execute(select(Participant.culture_group, Participant.ordinal)).all()
     for group in ("east_asian", "west_african"):
         assert sorted(o for g, o in rows if g == group) == [0, 1, 2, 3]
+
+
+def test_a_questionnaire_sent_twice_at_once_takes_one_place(app, load):
+    slug = load()
+    bot = Bot(app.test_client(), slug)
+    bot.consent()
+    statuses = race(6, lambda i: post(app, f"{bot.base}/background", BACKGROUND))
+    assert sorted(statuses) == [200] + [409] * 5
+    total = bot.next()["trial"]["total"]
+    with session_scope(app) as session:
+        group = session.scalar(select(CultureGroup).where(CultureGroup.key == "east_asian"))
+        assert group.filled == 1
+        assert session.scalar(select(func.count()).select_from(Trial)) == total
 
 
 def test_a_double_submitted_answer_is_stored_once(app, load):
