@@ -393,8 +393,11 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
         if done == last_step:
             break
     bar.close()
+    if is_main and start >= cfg.steps:  # --resume of a finished run: export its generator again
+        exported = standing_stats(g_ema, data.labels, seed=cfg.seed)
+        checkpoint.save_generator(generator_path, mcfg, exported, {"train": train_dict, "step": start})
     if is_main:
-        log.info("trained %d steps; generator in %s", last_step, generator_path)
+        log.info("trained %d steps; generator in %s", max(start, last_step), generator_path)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -103,6 +103,11 @@ def test_resume_is_exactly_equivalent_to_an_uninterrupted_run(tmp_path, tiny_dat
     assert_same(weights(straight / "checkpoint.safetensors"), weights(split / "checkpoint.safetensors"))
     steps = [json.loads(line)["step"] for line in (split / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
+    assert_same(weights(straight / "generator.safetensors"), weights(split / "generator.safetensors"))
+    # resuming a finished run exports the same generator again
+    (split / "generator.safetensors").unlink()
+    train(tiny_config(split, steps=4, resume=True), data=tiny_data, progress=False)
+    assert_same(weights(straight / "generator.safetensors"), weights(split / "generator.safetensors"))
 
 
 def test_resume_refuses_other_settings(tmp_path, tiny_data):
