@@ -39,9 +39,10 @@ class JourneyError(Exception):
 
 _specs: dict[str, StudySpec] = {}
 
-# The answer path's statements, built once: answering is most of what a running study serves, and on
-# it building a statement (and its cache key) costs more than running it. Trials and stimuli are read
-# and responses written as plain rows (SQLAlchemy Core): nothing there needs the ORM's bookkeeping.
+# The participant API's statements, built once: the API is most of what a running study serves, and
+# there building a statement (and its cache key) costs more than running it. Participants, trials and
+# stimuli are read and written as plain rows (SQLAlchemy Core): nothing there needs the ORM's
+# bookkeeping. The ORM object (get_participant) serves the pages, which render much of it.
 _trials, _stimuli = Trial.__table__, Stimulus.__table__
 _stimuli_b = _stimuli.alias("stimuli_b")
 _PARTICIPANT = (
