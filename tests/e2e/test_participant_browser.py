@@ -429,6 +429,27 @@ def test_prolific_participant_resumes_on_another_device_and_is_sent_back_with_th
     assert "5f1e2d3c" not in person["participant_id"]  # a pseudonym, never the recruitment id
 
 
+def test_mturk_worker_submits_the_hit_from_the_completion_page(live, browser, tmp_path):
+    slug = live.load(slug="mturk", design={"trials_per_participant": 2, "order": "random",
+                                           "attention_checks": 0, "practice": False})
+    query = "?workerId=A1B2C3D4E5&assignmentId=3ASSIGN&hitId=3HIT&turkSubmitTo=https%3A%2F%2Fworkersandbox.mturk.com"
+    driver = browser()
+    _start_trials(driver, live, slug, query)
+    _answer_n(driver, 2, "mouse")
+    form = _visible(driver, "#mturk-submit")
+    assert form.get_attribute("action") == "https://workersandbox.mturk.com/mturk/externalSubmit"
+    assert not _all(driver, "#redirect")
+    # The page submits the form itself after a countdown; record the submission instead of leaving.
+    driver.execute_script("HTMLFormElement.prototype.submit = function () {"
+                          " window.submitted = [this.action, ...new FormData(this).entries()]; };")
+    assert "Submitting the HIT" in _css(driver, "#countdown").text
+    submitted = _wait(driver, lambda d: d.execute_script("return window.submitted"))
+    assert submitted[0] == "https://workersandbox.mturk.com/mturk/externalSubmit"
+    assert ["assignmentId", "3ASSIGN"] in submitted and ["completion_code", "C1234ABC"] in submitted
+    (person,) = _export(live, slug, tmp_path / "export")["participants"]
+    assert person["source"] == "mturk" and person["status"] == "completed"
+
+
 def test_a_full_group_sees_the_study_is_full(live, browser, shoot, tmp_path):
     slug = live.load(slug="full", languages=["en"], recruitment={"quotas": {"east_asian": 0, "west_african": 5}})
     driver = browser()
