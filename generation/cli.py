@@ -67,14 +67,14 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
 @click.option(
     "--per-culture",
     type=click.IntRange(1),
-    default=500,
+    default=2000,
     show_default=True,
     help="Images per culture rendered for --data motifs.",
 )
 @click.option("--steps", type=click.IntRange(1), default=8000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(4), default=16, show_default=True)
 @click.option("--lr-g", type=float, default=2e-4, show_default=True)
-@click.option("--lr-d", type=float, default=1e-4, show_default=True)
+@click.option("--lr-d", type=float, default=2e-4, show_default=True)
 @click.option("--beta1", type=float, default=0.5, show_default=True, help="Adam beta1 (G and D).")
 @click.option("--beta2", type=float, default=0.999, show_default=True, help="Adam beta2 (G and D).")
 @click.option("--ema-decay", type=float, default=0.999, show_default=True)
@@ -82,7 +82,7 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
 @click.option(
     "--mode-seeking",
     type=click.FloatRange(0),
-    default=0.0,
+    default=0.3,
     show_default=True,
     help="Weight of the mode-seeking term (MSGAN) added to L_G; 0 = research design §4.4 exactly.",
 )
