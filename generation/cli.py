@@ -71,7 +71,7 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
     show_default=True,
     help="Images per culture rendered for --data motifs.",
 )
-@click.option("--steps", type=click.IntRange(1), default=8000, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=14000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(4), default=16, show_default=True)
 @click.option("--lr-g", type=float, default=2e-4, show_default=True)
 @click.option("--lr-d", type=float, default=2e-4, show_default=True)
