@@ -153,7 +153,7 @@ def standing_stats(g: nn.Module, labels: torch.Tensor, batches: int = 50, batch_
     """A copy of ``g`` in eval mode whose batch-norm statistics are recomputed for its own weights.
 
     The EMA generator's weights are an average over recent steps, but its running statistics are G's latest;
-    that mismatch cost the EMA generator up to 0.25 culture accuracy (docs/generation.md). Cultures are
+    that mismatch cost the EMA generator up to 0.17 culture accuracy (docs/generation.md). Cultures are
     drawn like the data's, noise from its own RNG, so the training RNG (and ``--resume``) is untouched.
     """
     g = copy.deepcopy(g).train()
