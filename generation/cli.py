@@ -15,6 +15,7 @@ import click
 from culturelab.generation.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
 from culturelab.generation.data import DatasetError
 from culturelab.generation.motifs import CULTURES, MAX_RESOLUTION, MIN_RESOLUTION
+from culturelab.generation.train import TrainConfig  # its defaults are the CLI's: the shipped recipe
 
 
 class BadInput(click.ClickException):
@@ -61,56 +62,60 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
 
 
 @generate.command("train")
-@click.option("--data", default="motifs", show_default=True, help="'motifs' or an ImageFolder DATA/<culture>/*.png")
-@click.option("--out", type=click.Path(file_okay=False), default="runs/cgan", show_default=True)
-@click.option("--resolution", type=click.Choice(["32", "64", "128"]), default="32", show_default=True)
+@click.option(
+    "--data", default=TrainConfig.data, show_default=True, help="'motifs' or an ImageFolder DATA/<culture>/*.png"
+)
+@click.option("--out", type=click.Path(file_okay=False), default=TrainConfig.out, show_default=True)
+@click.option(
+    "--resolution", type=click.Choice(["32", "64", "128"]), default=str(TrainConfig.resolution), show_default=True
+)
 @click.option(
     "--per-culture",
     type=click.IntRange(1),
-    default=2000,
+    default=TrainConfig.per_culture,
     show_default=True,
     help="Images per culture rendered for --data motifs.",
 )
-@click.option("--steps", type=click.IntRange(1), default=14000, show_default=True)
-@click.option("--batch-size", type=click.IntRange(4), default=16, show_default=True)
-@click.option("--lr-g", type=float, default=2e-4, show_default=True)
-@click.option("--lr-d", type=float, default=2e-4, show_default=True)
-@click.option("--beta1", type=float, default=0.5, show_default=True, help="Adam beta1 (G and D).")
-@click.option("--beta2", type=float, default=0.999, show_default=True, help="Adam beta2 (G and D).")
-@click.option("--ema-decay", type=float, default=0.999, show_default=True)
-@click.option("--ema-start", type=click.IntRange(0), default=1000, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=TrainConfig.steps, show_default=True)
+@click.option("--batch-size", type=click.IntRange(4), default=TrainConfig.batch_size, show_default=True)
+@click.option("--lr-g", type=float, default=TrainConfig.lr_g, show_default=True)
+@click.option("--lr-d", type=float, default=TrainConfig.lr_d, show_default=True)
+@click.option("--beta1", type=float, default=TrainConfig.beta1, show_default=True, help="Adam beta1 (G and D).")
+@click.option("--beta2", type=float, default=TrainConfig.beta2, show_default=True, help="Adam beta2 (G and D).")
+@click.option("--ema-decay", type=float, default=TrainConfig.ema_decay, show_default=True)
+@click.option("--ema-start", type=click.IntRange(0), default=TrainConfig.ema_start, show_default=True)
 @click.option(
     "--mode-seeking",
     type=click.FloatRange(0),
-    default=0.3,
+    default=TrainConfig.mode_seeking,
     show_default=True,
     help="Weight of the mode-seeking term (MSGAN) added to L_G; 0 = research design §4.4 exactly.",
 )
-@click.option("--g-channels", type=click.IntRange(4), default=8, show_default=True)
-@click.option("--d-channels", type=click.IntRange(4), default=8, show_default=True)
-@click.option("--z-dim", type=click.IntRange(1), default=128, show_default=True)
-@click.option("--culture-dim", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--g-channels", type=click.IntRange(4), default=TrainConfig.g_channels, show_default=True)
+@click.option("--d-channels", type=click.IntRange(4), default=TrainConfig.d_channels, show_default=True)
+@click.option("--z-dim", type=click.IntRange(1), default=TrainConfig.z_dim, show_default=True)
+@click.option("--culture-dim", type=click.IntRange(1), default=TrainConfig.culture_dim, show_default=True)
 @click.option(
     "--culture-vectors",
     type=click.Path(dir_okay=False),
     default=None,
     help="JSON {culture: [numbers]}: fixed culture vectors instead of learned embeddings.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--log-every", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--sample-every", type=click.IntRange(1), default=500, show_default=True)
-@click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=TrainConfig.seed, show_default=True)
+@click.option("--log-every", type=click.IntRange(1), default=TrainConfig.log_every, show_default=True)
+@click.option("--sample-every", type=click.IntRange(1), default=TrainConfig.sample_every, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=TrainConfig.checkpoint_every, show_default=True)
 @click.option(
     "--max-minutes", type=click.FloatRange(0, min_open=True), default=None, help="Stop early after this long."
 )
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default=TrainConfig.device, show_default=True)
 @click.option("--bf16/--no-bf16", default=False, help="bf16 autocast (CUDA only).")
 @click.option("--channels-last/--no-channels-last", default=False)
 @click.option("--compile/--no-compile", "compile_", default=False, help="torch.compile the update steps.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.safetensors if it exists.")
 def train_command(**options) -> None:
     """Train the culture-conditioned GAN (under torchrun: python -m culturelab.generation.train)."""
-    from culturelab.generation.train import ConfigError, TrainConfig, train
+    from culturelab.generation.train import ConfigError, train
 
     _setup_logging()
     options["compile"] = options.pop("compile_")
