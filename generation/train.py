@@ -374,9 +374,14 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
             with open(metrics_path, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
             bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}")
-        if is_main and (done % cfg.sample_every == 0 or done == last_step):
-            save_grid(standing_stats(g_ema, data.labels, seed=cfg.seed), mcfg, out / "samples" / f"step-{done:06d}.png")
-        if is_main and (done % cfg.checkpoint_every == 0 or done == last_step):
+        grid_now = is_main and (done % cfg.sample_every == 0 or done == last_step)
+        save_now = is_main and (done % cfg.checkpoint_every == 0 or done == last_step)
+        if grid_now or save_now:
+            # The EMA generator with batch-norm statistics of its own: what the grid shows and what is exported.
+            exported = standing_stats(g_ema, data.labels, seed=cfg.seed)
+        if grid_now:
+            save_grid(exported, mcfg, out / "samples" / f"step-{done:06d}.png")
+        if save_now:
             checkpoint.save_training(
                 ckpt_path,
                 model_config=mcfg,
@@ -389,7 +394,6 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
                 opt_d=opt_d,
                 rng=rng,
             )
-            exported = standing_stats(g_ema, data.labels, seed=cfg.seed)
             checkpoint.save_generator(generator_path, mcfg, exported, {"train": train_dict, "step": done})
         if done == last_step:
             break
