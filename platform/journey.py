@@ -78,18 +78,16 @@ _PARTICIPANT_ONLY = (
     .join(_studies, _studies.c.id == _participants.c.study_id)
     .where(_participants.c.token == bindparam("token"))
 )
-# The same with (outer-joined, up to three rows) the current trial and the two after it: everything an
+# The same plus (outer-joined, up to three rows) the current trial and the two after it: everything an
 # answer or GET next reads.
 _PARTICIPANT_STATE = (
-    select(*_STATE_COLUMNS, *[column.label(f"trial_{column.name}") for column in _UPCOMING.selected_columns])
-    .join(_studies, _studies.c.id == _participants.c.study_id)
+    _PARTICIPANT_ONLY.add_columns(*[column.label(f"trial_{column.name}") for column in _UPCOMING.selected_columns])
     .outerjoin(_trials, and_(
         _trials.c.participant_id == _participants.c.id,
         _trials.c.position.between(_participants.c.n_answered, _participants.c.n_answered + 2),
     ))
     .outerjoin(_stimuli, _stimuli.c.id == _trials.c.stimulus_id)
     .outerjoin(_stimuli_b, _stimuli_b.c.id == _trials.c.stimulus_b_id)
-    .where(_participants.c.token == bindparam("token"))
 )
 _STUDY_BY_SLUG = select(_studies.c.id, _studies.c.spec_sha256).where(_studies.c.slug == bindparam("slug"))
 _TOKEN_BY_EXTERNAL_ID = select(_participants.c.token).where(
