@@ -7,7 +7,8 @@ import uuid
 
 class Bot:
     def __init__(
-        self, client, slug: str, *, language: str = "en", external_id: str | None = None, source=None
+        self, client, slug: str, *, language: str = "en", external_id: str | None = None, source=None,
+        recruitment: dict | None = None,
     ):
         self.client, self.slug = client, slug
         body = {"language": language}
@@ -15,6 +16,8 @@ class Bot:
             body["external_id"] = external_id
         if source:
             body["source"] = source
+        if recruitment:
+            body["recruitment"] = recruitment
         r = client.post(f"/api/v1/studies/{slug}/participants", json=body)
         assert r.status_code in (200, 201), r.get_json()
         self.token, self.resume = r.get_json()["token"], r.get_json()["resume"]

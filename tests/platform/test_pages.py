@@ -81,11 +81,9 @@ def test_an_mturk_worker_finishes_by_submitting_the_hit_not_by_a_redirect(client
     html = page(client, f"/s/{slug}?workerId=W7&assignmentId=A7&hitId=H7&turkSubmitTo=https://workersandbox.mturk.com")
     assert '"turkSubmitTo": "workersandbox.mturk.com"' in html
     # What the start page posts (participant.js sends its start-data as the body).
-    start = {"external_id": "W7", "source": "mturk", "language": "zh",
-             "recruitment": {"assignmentId": "A7", "hitId": "H7", "turkSubmitTo": "workersandbox.mturk.com"}}
-    token = client.post(f"/api/v1/studies/{slug}/participants", json=start).get_json()["token"]
-    bot = Bot.__new__(Bot)
-    bot.client, bot.slug, bot.token, bot.base = client, slug, token, f"/api/v1/participants/{token}"
+    bot = Bot(client, slug, language="zh", external_id="W7", source="mturk",
+              recruitment={"assignmentId": "A7", "hitId": "H7", "turkSubmitTo": "workersandbox.mturk.com"})
+    token = bot.token
     assert page(client, f"/p/{token}").count("mturk-submit") == 0  # nothing to submit before the end
     done = bot.complete()
     assert done["completion_code"] == "C1234ABC" and done["redirect_url"] is None
