@@ -47,6 +47,8 @@ from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from sqlalchemy import create_engine, make_url, select, text
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from culturelab.platform.cli import default_workers
+
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "platform"))
 from studykit import make_stimulus_set  # noqa: E402  (the test kit writes the stimulus set)
 
@@ -345,8 +347,8 @@ def stored_response_ids(url: str) -> set[str]:
 @click.option("--postgres-server", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
               show_default=True, help="Where --database postgres creates (and drops) its database.")
 @click.option("--database-url", help="Use this (empty) database instead; it is migrated and kept.")
-@click.option("--workers", default=2 * (os.cpu_count() or 1), show_default="2 per CPU core", type=click.IntRange(1),
-              help="gunicorn processes.")
+@click.option("--workers", default=default_workers, show_default="2 per CPU core", type=click.IntRange(1),
+              help="gunicorn processes (culturelab serve's default).")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1), help="Threads per worker.")
 @click.option("--client-processes", default=1, show_default=True, type=click.IntRange(1),
               help="Processes of the load generator.")

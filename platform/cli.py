@@ -226,7 +226,7 @@ def export(slug: str, out: Path, fmt: str) -> None:
 # -- serving ----------------------------------------------------------------------------------------------
 
 
-def _default_workers() -> int:
+def default_workers() -> int:
     """Two processes per CPU core: with a few threads each they keep the cores busy while requests wait on
     the database, and fewer threads per process means less contention for each one's GIL (measured in
     docs/load.md: 4 x 4 used 13 % less CPU per request than 2 x 8 on 2 cores)."""
@@ -247,7 +247,7 @@ def _serve(host: str, port: int, workers: int | None = None, threads: int = 4) -
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers or _default_workers())
+            self.cfg.set("workers", workers or default_workers())
             # Threads: a request mostly waits on the database (its commit's WAL flush above all).
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", threads)
@@ -273,7 +273,7 @@ def _address(command):
 @_address
 @click.option(
     "--workers",
-    default=_default_workers,
+    default=default_workers,
     show_default="2 per CPU core",
     type=click.IntRange(1, 64),
     help="gunicorn worker processes (they share the database, nothing else).",
