@@ -9,15 +9,26 @@ from pathlib import Path
 
 from babel import Locale
 from flask import Flask, request
+from sqlalchemy import make_url
 from werkzeug.exceptions import HTTPException
 
-from culturelab.platform import api, db, pages, researcher
+from culturelab.platform import api, db, pages, reports, researcher
 from culturelab.platform.config import Config
 from culturelab.platform.extensions import babel, csrf, limiter, login_manager, select_locale
 
 
-def create_app(config: type[Config] | dict | None = None) -> Flask:
-    app = Flask(__name__, instance_relative_config=True)
+def instance_folder() -> Path:
+    """The one instance folder, absolute: ``CULTURELAB_INSTANCE_PATH``, or ``./instance`` of the directory the
+    command was started in. Resolved once, when the app is made, so that the database, the secret key and the
+    images never depend on where a later call happens to look from (Flask's own default is the package
+    folder, which a relative SQLite path would not agree with)."""
+    return Path(os.environ.get("CULTURELAB_INSTANCE_PATH") or "instance").expanduser().resolve()
+
+
+def create_app(config: type[Config] | dict | None = None, *, write_instance: bool = True) -> Flask:
+    """``write_instance=False`` makes an app that writes nothing (``--help``, validation): the CLI then calls
+    `prepare_instance` in the commands that need the folder and the secret key."""
+    app = Flask(__name__, instance_path=str(instance_folder()))
     app.config.from_object(Config)
     app.config.from_prefixed_env("CULTURELAB")
     if isinstance(config, dict):
@@ -26,14 +37,17 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
         app.config.from_object(config)
 
     instance = Path(app.instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
-    if not app.config.get("DATABASE_URL"):
-        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'culturelab.sqlite3'}"
-    data_dir = Path(app.config.get("DATA_DIR") or instance / "data")
+    app.config["DATABASE_URL"] = absolute_sqlite_url(
+        app.config.get("DATABASE_URL") or f"sqlite:///{instance / 'culturelab.sqlite3'}"
+    )
+    data_dir = Path(app.config.get("DATA_DIR") or instance / "data").expanduser().resolve()
     app.config["DATA_DIR"] = str(data_dir)
     app.config["MEDIA_DIR"] = str(data_dir / "media")
+    secret_file = instance / "secret_key"
+    if not app.config.get("SECRET_KEY") and secret_file.exists():
+        app.config["SECRET_KEY"] = secret_file.read_text().strip()
+    if write_instance:
+        prepare_instance(app)
     logging.getLogger("culturelab").setLevel(logging.INFO)
 
     db.init_app(app)
@@ -48,6 +62,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(researcher.bp)
+    app.register_blueprint(reports.bp)
     csrf.exempt(api.bp)  # token in the path, no cookie: nothing for a cross-site request to ride on
 
     @app.errorhandler(HTTPException)
@@ -55,6 +70,29 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
         return api.http_error(exc) if request.path.startswith("/api/") else exc
 
     return app
+
+
+def prepare_instance(app: Flask) -> None:
+    """Creates the instance folder and the secret key where the configuration leaves them to it."""
+    instance = Path(app.instance_path)
+    if app.config["DATABASE_URL"].startswith(f"sqlite:///{instance}") or app.config["DATA_DIR"].startswith(
+        str(instance)
+    ):
+        instance.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SECRET_KEY"):
+        instance.mkdir(parents=True, exist_ok=True)
+        app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+
+
+def absolute_sqlite_url(url: str) -> str:
+    """An SQLite URL with a relative file path, made absolute against the working directory now: SQLite would
+    otherwise open a different file whenever a later process starts elsewhere."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return url
+    return parsed.set(database=str(Path(parsed.database).expanduser().resolve())).render_as_string(
+        hide_password=False
+    )
 
 
 def _instance_secret(path: Path) -> str:

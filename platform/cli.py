@@ -8,19 +8,24 @@ packages and are imported only when invoked, so `culturelab generate` never buil
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
+import secrets
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from culturelab.platform.app import create_app
+from culturelab.platform.app import create_app, prepare_instance
 from culturelab.platform.db import session_scope
-from culturelab.platform.stimuli import StimulusSetError, read_manifest, verify_files
-from culturelab.platform.study import StudyError, read_study
+from culturelab.platform.stimuli import StimulusSetError
+from culturelab.platform.study import StudyError
 
 EXAMPLE_STUDY = Path(__file__).parent / "examples" / "motif-preferences" / "study.yaml"
 
@@ -33,6 +38,14 @@ class InputError(click.ClickException):
 
 class CultureLabGroup(FlaskGroup):
     """FlaskGroup plus subcommands imported on first use (the lazy-loading pattern of click's docs)."""
+
+    # Flask's and Flask-Limiter's own commands still work but are not CultureLab's: kept out of --help.
+    not_listed = {"run", "shell", "routes", "limiter"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Flask's --app, --env-file and --debug choose an app to run: CultureLab has one, built by create_app.
+        self.params = [p for p in self.params if p.name not in ("app", "env_file", "debug")]
 
     # name -> (module:attribute, the short help shown by --help without importing the module)
     lazy = {
@@ -74,6 +87,8 @@ class CultureLabGroup(FlaskGroup):
     def format_commands(self, ctx, formatter):
         rows = []
         for name in self.list_commands(ctx):
+            if name in self.not_listed:
+                continue
             if name in self.lazy:
                 rows.append((name, self.lazy[name][1]))
             elif (command := super().get_command(ctx, name)) is not None and not command.hidden:
@@ -82,7 +97,14 @@ class CultureLabGroup(FlaskGroup):
             formatter.write_dl(rows)
 
 
-@click.group(cls=CultureLabGroup, create_app=create_app, add_version_option=False, load_dotenv=False)
+# The app made for every command writes nothing (--help and validation leave no files behind); the commands
+# that need the instance folder or the secret key call prepare_instance.
+@click.group(
+    cls=CultureLabGroup,
+    create_app=functools.partial(create_app, write_instance=False),
+    add_version_option=False,
+    load_dotenv=False,
+)
 @click.version_option(package_name="culturelab")
 def main() -> None:
     """CultureLab: generate culture-conditioned stimuli, run rating studies, analyse the results."""
@@ -107,15 +129,32 @@ def db_upgrade(revision: str) -> None:
     """Create or upgrade the database schema."""
     from culturelab.platform.migrate import upgrade
 
+    prepare_instance(current_app)
     upgrade(_engine(), revision)
-    click.echo(f"database at {_engine().url.render_as_string(hide_password=True)} is at {revision}")
+    click.echo(f"database {_database()} is at {revision}")
+
+
+def _database() -> str:
+    """The database a command uses, as a person would look for it: a file's path, or the URL sans password."""
+    url = _engine().url
+    if url.get_backend_name() == "sqlite" and url.database:
+        return url.database
+    return url.render_as_string(hide_password=True)
 
 
 def _require_schema() -> None:
+    """Refuses to go on without a migrated database, naming the one it looked at (and never creating an empty
+    SQLite file where a command happened to be started)."""
     from culturelab.platform.migrate import is_current
 
+    url = _engine().url
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        raise InputError(
+            f"no database at {url.database}: run `culturelab db upgrade` to create it, or point "
+            "CULTURELAB_INSTANCE_PATH (or CULTURELAB_DATABASE_URL) at the one you meant"
+        )
     if not is_current(_engine()):
-        raise InputError("the database schema is missing or out of date: run `culturelab db upgrade` first")
+        raise InputError(f"the database {_database()} has no schema or an old one: run `culturelab db upgrade`")
 
 
 # -- studies --------------------------------------------------------------------------------------------
@@ -127,20 +166,20 @@ def study() -> None:
 
 
 def _read_checked(file: Path):
-    try:
-        spec = read_study(file)
-        for folder in spec.stimulus_sets:
-            manifest, _ = read_manifest((file.parent / folder).resolve())
-            verify_files((file.parent / folder).resolve(), manifest)
-    except (StudyError, StimulusSetError) as exc:
-        raise InputError(f"{file}: {exc}") from None
+    """The study, after every check `study load` makes; all problems at once, one per line."""
+    from culturelab.platform.study_load import check_study_file
+
+    spec, problems = check_study_file(file)
+    if problems:
+        listed = "".join(f"\n  - {p}" for p in problems)
+        raise InputError(f"{file}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:{listed}")
     return spec
 
 
 @study.command("validate")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 def study_validate(file: Path) -> None:
-    """Check a study file and its stimulus sets without touching the database."""
+    """Check a study file and its stimulus sets as `load` would, without a database; lists every problem."""
     spec = _read_checked(file)
     click.echo(
         f"ok: study {spec.slug!r}, {len(spec.questions)} question(s), "
@@ -154,7 +193,7 @@ def study_validate(file: Path) -> None:
 def study_load(file: Path) -> None:
     """Load (or safely update) a study and import its stimulus sets."""
     result = _load(file)
-    click.echo(f"{result.action}: study {result.study.slug!r}")
+    click.echo(f"{result.action}: study {result.study.slug!r} in {_database()}")
 
 
 def _load(file: Path):
@@ -169,6 +208,33 @@ def _load(file: Path):
             return result
     except (StudyError, StimulusSetError) as exc:
         raise InputError(f"{file}: {exc}") from None
+
+
+# -- stimulus sets --------------------------------------------------------------------------------------
+
+
+@main.group()
+def stimuli() -> None:
+    """Stimulus sets (Contract 1) from a lab's own images."""
+
+
+@stimuli.command("make-set")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="The set's folder.")
+@click.option("--name", help="The set's name [default: FOLDER's name].")
+def stimuli_make_set(folder: Path, out: Path, name: str | None) -> None:
+    """Turn FOLDER/<culture>/<image> into a stimulus set: PNG copies, sha256 and sizes, method `human`."""
+    from culturelab.platform.image_folder import make_set
+
+    try:
+        manifest = make_set(folder, out, name)
+    except StimulusSetError as exc:
+        problems = str(exc).splitlines()
+        if len(problems) == 1:
+            raise InputError(problems[0]) from None
+        raise InputError(f"{folder}: {len(problems)} problems:" + "".join(f"\n  - {p}" for p in problems)) from None
+    per_culture = {c: sum(s["culture"] == c for s in manifest["stimuli"]) for c in manifest["cultures"]}
+    click.echo(f"wrote {out}: " + ", ".join(f"{n} {c}" for c, n in per_culture.items()))
 
 
 # -- researchers -----------------------------------------------------------------------------------------
@@ -256,6 +322,8 @@ def _serve(host: str, port: int, workers: int | None = None, threads: int = 4) -
             self.cfg.set("keepalive", 5)
             self.cfg.set("post_fork", post_fork)
             self.cfg.set("accesslog", None)
+            # gunicorn's control socket would otherwise go to ~/.gunicorn; nothing of ours uses it.
+            self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return app
@@ -267,6 +335,10 @@ def _address(command):
     """The --host and --port options of the commands that serve."""
     command = click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))(command)
     return click.option("--host", default="127.0.0.1", show_default=True)(command)
+
+
+def _where() -> str:
+    return f"instance folder {current_app.instance_path}, database {_database()}"
 
 
 @main.command("serve")
@@ -289,22 +361,212 @@ def _address(command):
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the platform with gunicorn."""
     _require_schema()
-    click.echo(f"CultureLab on http://{host}:{port}/  (researchers: /researcher/)")
+    prepare_instance(current_app)
+    click.echo(f"CultureLab on http://{host}:{port}/  (researchers: /researcher/)\n{_where()}")
     _serve(host, port, workers, threads)
+
+
+# -- bots ---------------------------------------------------------------------------------------------------
+
+
+def _knowledge(slug: str, study_file: Path | None):
+    """What the bots need to know of the study: from its file, else from this instance's database."""
+    from culturelab.platform.bots import StudyKnowledge
+
+    if study_file is not None:
+        try:
+            knowledge = StudyKnowledge.from_study_file(study_file)
+        except (StudyError, StimulusSetError) as exc:
+            raise InputError(f"{study_file}: {exc}") from None
+        if knowledge.slug != slug:
+            raise InputError(f"{study_file} is the study {knowledge.slug!r}, not {slug!r}")
+        return knowledge
+    _require_schema()
+    with session_scope(current_app) as session:
+        knowledge = StudyKnowledge.from_database(session, slug)
+    if knowledge is None:
+        raise InputError(
+            f"no study {slug!r} in the database {_database()}: for a server elsewhere, give --study-file FILE"
+        )
+    return knowledge
+
+
+def _run_bots(url: str, knowledge, n: int, **options):
+    """Runs the bots with a progress bar; returns (tally, seconds)."""
+    from tqdm import tqdm
+
+    from culturelab.platform.bots import HttpTransport, run_bots
+
+    HttpTransport(url).close()  # a malformed URL fails here, before any thread starts
+    return run_bots(
+        lambda: HttpTransport(url), knowledge, n,
+        progress=lambda it: tqdm(it, total=n, desc="participants", unit="participant"), **options,
+    )
+
+
+def _bots_summary(tally, seconds: float) -> str:
+    rate = tally.responses / seconds if seconds else 0.0
+    line = (
+        f"bots: {tally.completed} completed, {tally.failed} failed; {tally.responses} responses and "
+        f"{tally.images} images in {seconds:.1f} s ({rate:.1f} responses/s)"
+    )
+    if tally.errors:
+        line += "\nserver errors: " + ", ".join(f"{kind} x{count}" for kind, count in tally.errors.most_common())
+    return line
+
+
+@main.command("bots")
+@click.option("--study", "slug", required=True, help="The study's slug.")
+@click.option("--n", default=10, show_default=True, type=click.IntRange(1), help="Participants to simulate.")
+@click.option("--url", default="http://127.0.0.1:5000", show_default=True, help="The server's address.")
+@click.option(
+    "--profile", type=click.Choice(["honest", "careless", "fast", "mix"]), default="honest", show_default=True,
+    help="How the bots answer (mix: 1 in 12 careless, 1 in 25 fast, the rest honest).",
+)
+@click.option("--in-group-d", default=0.0, show_default=True, type=float,
+              help="Planted in-group preference, in SD units of the latent liking.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 512),
+              help="Participants at once (one thread and connection each).")
+@click.option("--study-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="The study file and its stimulus sets, for a server whose database is not this instance's.")
+@with_appcontext
+def bots(slug: str, n: int, url: str, profile: str, in_group_d: float, seed: int, concurrency: int,
+         study_file: Path | None) -> None:
+    """Drive simulated participants through the participant API of a running server (oTree-style bots)."""
+    knowledge = _knowledge(slug, study_file)
+    try:
+        tally, seconds = _run_bots(url, knowledge, n, profile=None if profile == "mix" else profile,
+                                   in_group_d=in_group_d, seed=seed, concurrency=concurrency)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    click.echo(_bots_summary(tally, seconds))
+    if tally.failed:
+        sys.exit(1)
+
+
+# -- demo ---------------------------------------------------------------------------------------------------
+
+DEMO_RESEARCHER = "demo@example.org"
+
+
+def _demo_researcher() -> str:
+    """The demo's researcher account, with a new password each run (printed once, never stored in clear)."""
+    from sqlalchemy import select
+    from werkzeug.security import generate_password_hash
+
+    from culturelab.platform.models import Researcher
+    from culturelab.platform.researcher import create_researcher
+
+    password = secrets.token_urlsafe(12)
+    with session_scope(current_app) as session:
+        account = session.scalar(select(Researcher).where(Researcher.email == DEMO_RESEARCHER))
+        if account is None:
+            create_researcher(session, DEMO_RESEARCHER, password)
+        else:
+            account.password_hash = generate_password_hash(password)
+    return password
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _start_server(host: str, port: int, log: Path) -> subprocess.Popen:
+    """`culturelab serve` in a child process, returned once it answers (its output goes to ``log``)."""
+    import urllib.request
+
+    env = {**os.environ, "CULTURELAB_INSTANCE_PATH": current_app.instance_path}
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "culturelab.platform.cli", "serve", "--host", host, "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://{host}:{port}/", timeout=2).close()
+            return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise InputError(f"the server did not start; its log: {log}") from None
+            time.sleep(0.2)
+
+
+def _completed(slug: str) -> int:
+    from sqlalchemy import func, select
+
+    from culturelab.platform.models import Participant, Study
+
+    with session_scope(current_app) as session:
+        return session.scalar(
+            select(func.count(Participant.id)).join(Study).where(Study.slug == slug, Participant.status == "completed")
+        )
 
 
 @main.command("demo")
 @_address
+@click.option("--participants", default=120, show_default=True, type=click.IntRange(0),
+              help="Simulated participants the example study should have (only the missing ones are run).")
 @with_appcontext
-def demo(host: str, port: int) -> None:
-    """Set up the database, load the bundled bilingual example study and serve it."""
+def demo(host: str, port: int, participants: int) -> None:
+    """Serve the bilingual example study with simulated participants, a researcher account and a report."""
+    from culturelab.platform.bots import StudyKnowledge
     from culturelab.platform.migrate import upgrade
+    from culturelab.platform.reports import ReportError, build_report
 
+    if not _port_free(host, port):
+        raise InputError(f"{host}:{port} is already in use: stop what runs there, or choose another --port")
+    prepare_instance(current_app)
+    click.echo(f"CultureLab demo: {_where()}")
     upgrade(_engine())
     result = _load(EXAMPLE_STUDY)
-    click.echo(f"example study {result.study.slug!r} {result.action}")
-    click.echo(f"take it at  http://{host}:{port}/s/{result.study.slug}")
-    _serve(host, port)
+    slug = result.study.slug
+    click.echo(f"example study {slug!r} {result.action}")
+    password = _demo_researcher()
+    log = Path(current_app.instance_path) / "demo-server.log"
+    server = _start_server(host, port, log)
+    base = f"http://{host}:{port}"
+    try:
+        missing = max(0, participants - _completed(slug))
+        if missing:
+            click.echo(f"running {missing} simulated participants (planted in-group preference d = 0.5, "
+                       "a few careless and too-fast ones) through the API")
+            tally, seconds = _run_bots(base, StudyKnowledge.from_study_file(EXAMPLE_STUDY), missing,
+                                       profile=None, in_group_d=0.5, seed=_completed(slug), concurrency=8)
+            click.echo(_bots_summary(tally, seconds))
+        click.echo("analysing the data (culturelab analyze)")
+        try:
+            report = build_report(current_app, slug)
+        except ReportError as exc:
+            report = None
+            click.echo(f"warning: {exc}; the study is served all the same", err=True)
+        click.echo(
+            "\n".join([
+                "",
+                "CultureLab demo is running.",
+                f"  take the study:  {base}/s/{slug}   (English or Chinese)",
+                f"  researcher:      {base}/researcher/   email {DEMO_RESEARCHER}   password {password}",
+                f"  report:          {base}/researcher/studies/{slug}/report   (file: {report or 'not made'})",
+                f"  data:            {current_app.instance_path}   (server log: {log})",
+                "  stop:            Ctrl-C",
+            ])
+        )
+        server.wait()
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 if __name__ == "__main__":

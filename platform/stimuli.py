@@ -101,27 +101,33 @@ def read_manifest(folder: Path) -> tuple[Manifest, str]:
     return manifest, hashlib.sha256(raw).hexdigest()
 
 
-def verify_files(folder: Path, manifest: Manifest) -> None:
-    """Checks that every image exists, is a PNG and has the manifest's sha256; names the first bad entry."""
+def file_problems(folder: Path, manifest: Manifest) -> list[str]:
+    """Every image that is missing, is not a PNG, or differs from the manifest's sha256 or size."""
+    problems = []
     for entry in manifest.stimuli:
         path = folder / entry.file
         try:
             data = path.read_bytes()
         except OSError:
-            raise StimulusSetError(f"stimulus {entry.id!r}: file {entry.file} is missing") from None
+            problems.append(f"stimulus {entry.id!r}: file {entry.file} is missing")
+            continue
         if hashlib.sha256(data).hexdigest() != entry.sha256:
-            raise StimulusSetError(
-                f"stimulus {entry.id!r}: {entry.file} does not match its sha256 (corrupt or changed)"
-            )
-        if not data.startswith(PNG_SIGNATURE) or len(data) < 24:
-            raise StimulusSetError(f"stimulus {entry.id!r}: {entry.file} is not a PNG image")
+            problems.append(f"stimulus {entry.id!r}: {entry.file} does not match its sha256 (corrupt or changed)")
+        elif not data.startswith(PNG_SIGNATURE) or len(data) < 24:
+            problems.append(f"stimulus {entry.id!r}: {entry.file} is not a PNG image")
         # The IHDR chunk always comes first: width and height are its first two big-endian ints.
-        size = struct.unpack(">II", data[16:24])
-        if size != (entry.width, entry.height):
-            raise StimulusSetError(
+        elif (size := struct.unpack(">II", data[16:24])) != (entry.width, entry.height):
+            problems.append(
                 f"stimulus {entry.id!r}: {entry.file} is {size[0]}x{size[1]}, "
                 f"the manifest says {entry.width}x{entry.height}"
             )
+    return problems
+
+
+def verify_files(folder: Path, manifest: Manifest) -> None:
+    """Raises StimulusSetError naming the first bad image (see `file_problems`)."""
+    if problems := file_problems(folder, manifest):
+        raise StimulusSetError(problems[0])
 
 
 def import_set(session: Session, folder: Path, media_dir: Path) -> StimulusSet:

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from culturelab.platform.models import CultureGroup, Participant, Study
-from culturelab.platform.stimuli import import_set
-from culturelab.platform.study import StudyError, StudySpec
+from culturelab.platform.stimuli import StimulusSetError, file_problems, import_set, read_manifest
+from culturelab.platform.study import StudyError, StudySpec, read_study
 
 
 @dataclass
@@ -46,25 +46,48 @@ def _structure(document: dict) -> dict:
     }
 
 
-def load_study(session: Session, spec: StudySpec, base_dir: Path, media_dir: Path) -> LoadResult:
-    sets = [import_set(session, (base_dir / p).resolve(), media_dir) for p in spec.stimulus_sets]
-    cultures = [c for s in sets for c in s.cultures]
+def set_problems(spec: StudySpec, sets: list[tuple[str, list[str], list[str]]]) -> list[str]:
+    """What is wrong between a study and its stimulus sets, given as (name, cultures, stimulus ids) each:
+    `match` naming a culture no set has, and a stimulus id in two sets (exports name stimuli by id)."""
+    cultures = list(dict.fromkeys(c for _, set_cultures, _ in sets for c in set_cultures))
     problems = [
-        f"match.{group}: {culture!r} is not a culture of the stimulus sets ({', '.join(dict.fromkeys(cultures))})"
+        f"match.{group}: {culture!r} is not a culture of the stimulus sets ({', '.join(cultures)})"
         for group, owned in spec.match.items()
         for culture in owned
         if culture not in cultures
     ]
     owner: dict[str, str] = {}
-    for stimulus_set in sets:
-        for stimulus in stimulus_set.stimuli:
-            # Exports name stimuli by their manifest id, so the study's sets must not share one.
-            if (other := owner.setdefault(stimulus.key, stimulus_set.name)) != stimulus_set.name:
-                problems.append(
-                    f"stimulus_sets: stimulus id {stimulus.key!r} is in both {other!r} and {stimulus_set.name!r}"
-                )
+    for name, _, ids in sets:
+        for stimulus_id in ids:
+            if (other := owner.setdefault(stimulus_id, name)) != name:
+                problems.append(f"stimulus_sets: stimulus id {stimulus_id!r} is in both {other!r} and {name!r}")
                 break
-    if problems:
+    return problems
+
+
+def check_study_file(path: Path) -> tuple[StudySpec | None, list[str]]:
+    """Every check `load_study` makes, without a database: the file, each set's manifest and images, and the
+    study against its sets. Returns the study (None if the file itself is invalid) and all problems."""
+    try:
+        spec = read_study(path)
+    except StudyError as exc:
+        return None, exc.problems
+    problems, sets = [], []
+    for folder in spec.stimulus_sets:
+        where = (path.parent / folder).resolve()
+        try:
+            manifest, _ = read_manifest(where)
+        except StimulusSetError as exc:
+            problems.append(f"stimulus_sets: {folder}: {exc}")
+            continue
+        problems += [f"stimulus_sets: {folder}: {p}" for p in file_problems(where, manifest)]
+        sets.append((manifest.name, manifest.cultures, [e.id for e in manifest.stimuli]))
+    return spec, problems + set_problems(spec, sets)
+
+
+def load_study(session: Session, spec: StudySpec, base_dir: Path, media_dir: Path) -> LoadResult:
+    sets = [import_set(session, (base_dir / p).resolve(), media_dir) for p in spec.stimulus_sets]
+    if problems := set_problems(spec, [(s.name, s.cultures, [x.key for x in s.stimuli]) for s in sets]):
         raise StudyError(problems)
     document = _spec_document(spec, [s.id for s in sets])
     digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -65,3 +71,57 @@ def load(app, tmp_path):
         return study_document(**overrides)["slug"]
 
     return _load
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the server at {url} did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def live_server(database_url, tmp_path):
+    """Starts `culturelab serve` (set up with the real CLI) on a study file; returns its base URL. Call it as
+    ``live_server(workers=N, **study_overrides)``."""
+    processes = []
+
+    def start(workers: int = 2, **overrides) -> str:
+        env = {
+            **os.environ,
+            "CULTURELAB_DATABASE_URL": database_url,
+            "CULTURELAB_DATA_DIR": str(tmp_path / "data"),
+            "CULTURELAB_SECRET_KEY": "live",
+            "CULTURELAB_RATELIMIT_ENABLED": "0",
+        }
+        study = write_study(tmp_path, **overrides)
+        for args in (["db", "upgrade"], ["study", "load", str(study)]):
+            subprocess.run([sys.executable, "-m", "culturelab.platform.cli", *args], env=env, check=True,
+                           capture_output=True)
+        port, log = free_port(), tmp_path / "server.log"
+        with log.open("w") as out:
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "culturelab.platform.cli", "serve", "--port", str(port),
+                 "--workers", str(workers)],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            ))
+        base = f"http://127.0.0.1:{port}"
+        wait_for(base + "/", processes[-1], log)
+        return base
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=30)
