@@ -2,18 +2,23 @@
 PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 5000
+PARTICIPANTS ?= 120
 
-.PHONY: install demo test bench
+.PHONY: install install-test demo test bench
 
 install:
 	PYTHON=$(PYTHON) bash scripts/install.sh
 
-demo: install
-	culturelab demo --host $(HOST) --port $(PORT)
+# The test tools and headless Chromium come only with `make test`.
+install-test:
+	PYTHON=$(PYTHON) CULTURELAB_BROWSER_TESTS=1 bash scripts/install.sh
 
-test: install
+demo: install
+	$(PYTHON) -m culturelab.platform.cli demo --host $(HOST) --port $(PORT) --participants $(PARTICIPANTS)
+
+test: install-test
 	CULTURELAB_TEST_POSTGRES_URL=$${CULTURELAB_TEST_POSTGRES_URL-$$(bash scripts/services.sh)} \
 	  $(PYTHON) -m pytest -n 2 --timeout 600
 
-bench: install
+bench: install-test
 	$(PYTHON) benchmarks/load.py
