@@ -175,6 +175,9 @@ class Response(Base):
     value: Mapped[float] = mapped_column(Float)
     correct: Mapped[bool | None] = mapped_column(Boolean)
     rt_ms: Mapped[int] = mapped_column(Integer)
+    # Of the trial's time, how long the page was hidden or out of focus (browser-measured); None when the
+    # client did not measure it.
+    hidden_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,6 +1,8 @@
 """responses.hidden_ms: how long the page was hidden or out of focus during the trial
 
-Contract 2 exports it after the responses columns; answers stored before this revision have none (NULL).
+Measured by the participant's browser (visibilitychange, blur/focus), like jsPsych's interaction data, so
+that analysis can exclude answers given after the participant left the tab. Empty for answers stored before
+this column existed and for clients that do not measure it.
 
 Revision ID: 0003
 Revises: 0002
