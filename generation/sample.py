@@ -16,6 +16,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +36,7 @@ VERSION = "0.1.0"
 BATCH = 256  # fixed, so the same command always runs the same batches (bit-identical outputs)
 
 
-def _id_safe(name: str) -> str:
+def id_safe(name: str) -> str:
     """A culture name as part of a Contract 1 id, ``[a-z0-9][a-z0-9._-]*``."""
     return re.sub(r"[^a-z0-9.-]+", "-", name.lower()).strip("-.") or "x"
 
@@ -52,9 +54,9 @@ class Condition:
     def slug(self, index: int) -> str:
         """The id stem of this condition's stimuli: ``girih``, ``mix-girih50-kente50`` (or ``mix03``)."""
         if len(self.mix) == 1:
-            stem = _id_safe(next(iter(self.mix)))
+            stem = id_safe(next(iter(self.mix)))
         else:
-            stem = "mix-" + "-".join(f"{_id_safe(c).replace('-', '')}{round(w * 100):d}" for c, w in self.mix.items())
+            stem = "mix-" + "-".join(f"{id_safe(c).replace('-', '')}{round(w * 100):d}" for c, w in self.mix.items())
         return stem if len(stem) <= 58 else f"mix{index:02d}"
 
     def weights(self, cultures: list[str]) -> torch.Tensor:
@@ -102,13 +104,13 @@ def sweep(a: str, b: str, steps: int, cultures: list[str]) -> list[Condition]:
     return out
 
 
-def _png_bytes(array) -> bytes:
+def png_bytes(array) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array, "RGB").save(buf, format="PNG", optimize=False, compress_level=6)
     return buf.getvalue()
 
 
-def _created_at() -> str:
+def created_at() -> str:
     # SOURCE_DATE_EPOCH (reproducible-builds.org) makes the manifest byte-identical too.
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     when = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC).replace(microsecond=0)
@@ -130,6 +132,28 @@ def generate(g: Generator, weights: torch.Tensor, seeds: list[int], device: torc
         batch = g(zb.to(device), wb.to(device))[:n]
         out.append(to_uint8(batch).permute(0, 2, 3, 1).cpu())
     return torch.cat(out) if out else torch.empty(0, g.config.resolution, g.config.resolution, 3, dtype=torch.uint8)
+
+
+@contextmanager
+def staged_folder(out: Path, overwrite: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``out`` to write a set into; it replaces ``out`` only when the block succeeds.
+
+    Refuses a non-empty ``out`` unless ``overwrite``; on any error the temporary folder is removed, so a
+    failed or interrupted run never leaves a half-written set behind.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} already exists and is not empty (use --overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_contact_sheet(path: Path, rows: list[list], resolution: int, columns: int = 10) -> None:
@@ -160,14 +184,10 @@ def write_stimulus_set(
     Image ``j`` of condition ``i`` gets seed ``seed + i * per_condition + j``.
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} already exists and is not empty (use --overwrite to replace it)")
     cultures = list(g.config.cultures)
     device = torch.device(device)
     g = g.to(device).eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out, overwrite) as tmp:
         (tmp / "images").mkdir()
         stimuli, sheet_rows = [], []
         for i, cond in enumerate(tqdm(conditions, desc="sample", disable=not progress)):
@@ -177,7 +197,7 @@ def write_stimulus_set(
             sheet_rows.append(list(arrays))
             for j, (s, array) in enumerate(zip(seeds, arrays, strict=True)):
                 stimulus_id = f"{cond.slug(i)}-{j:04d}"
-                data = _png_bytes(array)
+                data = png_bytes(array)
                 (tmp / "images" / f"{stimulus_id}.png").write_bytes(data)
                 stimuli.append(
                     {
@@ -199,7 +219,7 @@ def write_stimulus_set(
         manifest = {
             "schema": SCHEMA,
             "name": name or out.name,
-            "created_at": _created_at(),
+            "created_at": created_at(),
             "cultures": cultures,
             "generator": {
                 "method": "cgan",
@@ -212,11 +232,5 @@ def write_stimulus_set(
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         write_contact_sheet(tmp / "contact-sheet.png", sheet_rows, g.config.resolution)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote %d stimuli to %s", len(stimuli), out)
     return out
