@@ -1,4 +1,4 @@
-"""``culturelab generate ...``: make the motifs data set, train the cGAN, sample stimulus sets, evaluate.
+"""``culturelab generate ...``: make the motifs data set, train the cGAN, sample stimulus sets, evaluate, stylize.
 
 Bad input (a missing file, an unknown culture, a checkpoint of another version, ...) is reported as one
 line on stderr with exit code 2, and nothing half-written is left behind.
@@ -15,7 +15,9 @@ import click
 from culturelab.generation.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
 from culturelab.generation.data import DatasetError
 from culturelab.generation.motifs import CULTURES, MAX_RESOLUTION, MIN_RESOLUTION
+from culturelab.generation.nst import INITS, OPTIMIZERS
 from culturelab.generation.train import TrainConfig  # its defaults are the CLI's: the shipped recipe
+from culturelab.generation.vgg import FEATURE_KINDS, IMAGENET_FILE
 
 
 class BadInput(click.ClickException):
@@ -267,4 +269,132 @@ def evaluate_command(
     click.echo(
         f"culture accuracy {summary['culture_accuracy']:.3f}, diversity ratio {summary['diversity_ratio']:.2f}, "
         f"KID {summary['kid']:.4f}, FID {summary['fid']:.2f} (classifier features); results in {out}"
+    )
+
+
+def _layer_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _number_list(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--style-weights {text!r} is not a comma-separated list of numbers") from None
+
+
+@generate.command("stylize")
+@click.option(
+    "--content",
+    "contents",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="Content image or folder of images (repeatable; default: the built-in house, tree, boat, fish, flower).",
+)
+@click.option(
+    "--styles",
+    "styles",
+    multiple=True,
+    required=True,
+    help="CULTURE=FILE or CULTURE=motif (the built-in motifs); repeat a culture to average several styles.",
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Set folder to write.")
+@click.option("--size", type=int, default=256, show_default=True, help="Output images are SIZE x SIZE px.")
+@click.option("--steps", type=click.IntRange(1), default=300, show_default=True, help="Loss evaluations per image.")
+@click.option("--features", type=click.Choice(FEATURE_KINDS), default="imagenet", show_default=True)
+@click.option(
+    "--vgg-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"torchvision's {IMAGENET_FILE} (default: torchvision's cache); never downloaded.",
+)
+@click.option("--content-layers", default="conv4_2", show_default=True)
+@click.option("--style-layers", default="conv1_1,conv2_1,conv3_1,conv4_1,conv5_1", show_default=True)
+@click.option("--style-weights", default=None, help="w_l per style layer, comma-separated (default: equal, sum 1).")
+@click.option("--alpha", type=click.FloatRange(0), default=1.0, show_default=True, help="Content loss weight.")
+@click.option(
+    "--beta",
+    type=click.FloatRange(0),
+    default=None,
+    help="Style loss weight (default: 1e6 with imagenet features, 1e8 with random ones).",
+)
+@click.option("--tv", "tv_weight", type=click.FloatRange(0), default=0.0, show_default=True, help="Total variation.")
+@click.option("--init", type=click.Choice(INITS), default="content", show_default=True)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="lbfgs", show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Step size (L-BFGS 1, Adam 0.02).")
+@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Pairs optimised at once.")
+@click.option("--motifs-per-culture", type=click.IntRange(1), default=4, show_default=True, help="For CULTURE=motif.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--name", default=None, help="Set name in the manifest (default: the folder name).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+def stylize_command(
+    contents: tuple[Path, ...],
+    styles: tuple[str, ...],
+    out: Path,
+    size: int,
+    steps: int,
+    features: str,
+    vgg_weights: Path | None,
+    content_layers: str,
+    style_layers: str,
+    style_weights: str | None,
+    alpha: float,
+    beta: float | None,
+    tv_weight: float,
+    init: str,
+    optimizer: str,
+    lr: float | None,
+    batch_size: int,
+    motifs_per_culture: int,
+    seed: int,
+    name: str | None,
+    device: str,
+    overwrite: bool,
+) -> None:
+    """Neural style transfer (Gatys et al.): every content image in every culture's style, as a stimulus set."""
+    from culturelab.generation.content_images import BUILTIN_CONTENT_DIR
+    from culturelab.generation.nst import NSTConfig
+    from culturelab.generation.stylize import DEFAULT_BETA, StylizeError, write_nst_set
+    from culturelab.generation.train import ConfigError, resolve_device
+    from culturelab.generation.vgg import FeaturesError
+
+    _setup_logging()
+    try:
+        cfg = NSTConfig(
+            content_layers=_layer_list(content_layers),
+            style_layers=_layer_list(style_layers),
+            style_weights=_number_list(style_weights),
+            alpha=alpha,
+            beta=DEFAULT_BETA[features] if beta is None else beta,
+            tv_weight=tv_weight,
+            steps=steps,
+            init=init,
+            optimizer=optimizer,
+            lr=lr,
+        )
+        write_nst_set(
+            list(contents) or [BUILTIN_CONTENT_DIR],
+            list(styles),
+            out,
+            cfg,
+            size=size,
+            features=features,
+            vgg_weights=vgg_weights,
+            seed=seed,
+            batch_size=batch_size,
+            motifs_per_culture=motifs_per_culture,
+            device=resolve_device(device),
+            name=name,
+            overwrite=overwrite,
+            progress=True,
+        )
+    except (StylizeError, FeaturesError, ConfigError, ValueError, FileExistsError) as exc:
+        raise BadInput(str(exc)) from exc
+    manifest = json.loads((out / "manifest.json").read_text())
+    click.echo(
+        f"wrote {len(manifest['stimuli'])} stimuli ({len(manifest['cultures'])} cultures) to {out} "
+        "(manifest.json, contact-sheet.png)"
     )

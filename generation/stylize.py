@@ -1,0 +1,342 @@
+"""A content x culture grid of style-transfer images, written as a stimulus set (DESIGN.md, Contract 1).
+
+Every content image is rendered in every culture's style, so a study can hold the content fixed and vary
+only the culture. A culture's style is one or several images (the user's files, or built-in motifs of that
+culture); several give one target, their averaged Gram matrices. All (content, culture) pairs run through
+one VGG19 in batches (see nst.py: a pair's result does not depend on its batch).
+
+Everything that can be checked before the long optimisation is checked first (content and style images,
+culture names, the weight file, whether the size fits in memory), and the set is written beside ``out``
+and renamed into place at the end, so bad input or an interruption never leaves a partial set behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, UnidentifiedImageError
+from torchvision.models.vgg import cfgs as vgg_cfgs
+from tqdm import tqdm
+
+from culturelab.generation.data import IMAGE_SUFFIXES
+from culturelab.generation.motifs import CULTURES, MAX_RESOLUTION, motif_seed, render_motif_array
+from culturelab.generation.nst import NSTConfig, Targets, content_targets, style_grams, stylize
+from culturelab.generation.sample import SCHEMA, VERSION, created_at, id_safe, png_bytes, staged_folder
+from culturelab.generation.vgg import LAYER_NAMES, FeatureSource, load_features
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE = 32  # content and style images smaller than this on their shorter side carry too little to transfer
+MOTIF = "motif"  # CULTURE=motif: the style is drawn from the built-in motifs of that culture
+DEFAULT_BETA = {"imagenet": 1e6, "random": 1e8}  # random VGG19 responses are smaller; see docs/generation.md
+_SHEET_CELL = 160
+
+
+class StylizeError(ValueError):
+    """Input that cannot be stylised (a missing or tiny image, an unknown culture, a size that will not fit)."""
+
+
+@dataclass
+class Picture:
+    """A content or style image: its id, where it came from, and its pixels (size x size x 3, uint8)."""
+
+    id: str
+    source: dict
+    rgb: np.ndarray = field(repr=False)
+
+
+def load_square(path: Path, size: int, what: str) -> np.ndarray:
+    """Decode ``path``, centre-crop it to a square and resize it to ``size`` (Lanczos)."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise StylizeError(f"cannot read {what} image {path}: {exc}") from exc
+    w, h = im.size
+    if min(w, h) < MIN_SIDE:
+        raise StylizeError(f"{what} image {path} is {w}x{h} px; it needs at least {MIN_SIDE} px on its shorter side")
+    side = min(w, h)
+    im = im.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+    return np.asarray(im.resize((size, size), Image.Resampling.LANCZOS) if side != size else im)
+
+
+def content_files(sources: list[Path]) -> list[Path]:
+    """Files given directly, and every image in folders given (sorted by name)."""
+    files: list[Path] = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            found = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise StylizeError(f"content folder {source} has no images ({', '.join(IMAGE_SUFFIXES)})")
+            files += found
+        elif source.is_file():
+            files.append(source)
+        else:
+            raise StylizeError(f"content image {source} does not exist")
+    return files
+
+
+def load_contents(sources: list[Path], size: int) -> list[Picture]:
+    """The content images; each one's id is its file name's stem, made Contract-1 safe, and must be unique."""
+    pictures, seen = [], {}
+    for path in content_files(sources):
+        content_id = id_safe(path.stem)[:48]
+        if content_id in seen:
+            raise StylizeError(f"content images {seen[content_id]} and {path} would both get the id {content_id!r}")
+        seen[content_id] = path
+        rgb = load_square(path, size, "content")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        pictures.append(Picture(content_id, {"file": path.name, "sha256": digest}, rgb))
+    return pictures
+
+
+def parse_styles(specs: list[str]) -> dict[str, list[str]]:
+    """``CULTURE=FILE`` or ``CULTURE=motif`` (repeatable) -> {culture: [sources]}, cultures in order given."""
+    styles: dict[str, list[str]] = {}
+    for spec in specs:
+        culture, sep, source = spec.partition("=")
+        culture, source = culture.strip(), source.strip()
+        if not sep or not culture or not source:
+            raise StylizeError(f"style {spec!r} is not CULTURE=FILE or CULTURE=motif")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,31}", culture):
+            raise StylizeError(f"culture name {culture!r} must be lower-case letters, digits, '_', '.' or '-'")
+        if source == MOTIF and culture not in CULTURES:
+            raise StylizeError(f"unknown culture {culture!r} for {culture}=motif; the motifs are {', '.join(CULTURES)}")
+        if source != MOTIF and not Path(source).is_file():
+            raise StylizeError(f"style image {source} for {culture} does not exist")
+        styles.setdefault(culture, []).append(source)
+    if not styles:
+        raise StylizeError("no styles given; use --styles CULTURE=FILE or CULTURE=motif")
+    return styles
+
+
+def load_styles(
+    styles: dict[str, list[str]], size: int, motifs_per_culture: int, seed: int
+) -> dict[str, list[Picture]]:
+    """Each culture's style images at ``size`` px; ``motif`` adds that culture's first motifs for ``seed``."""
+    out: dict[str, list[Picture]] = {}
+    for culture, sources in styles.items():
+        pictures = out.setdefault(culture, [])
+        for source in sources:
+            if source != MOTIF:
+                path = Path(source)
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                pictures.append(
+                    Picture(path.stem, {"file": path.name, "sha256": digest}, load_square(path, size, "style"))
+                )
+                continue
+            for i in range(motifs_per_culture):
+                # The motifs render up to MAX_RESOLUTION; larger sizes are a smooth resize of that.
+                rgb = render_motif_array(culture, motif_seed(seed, culture, i), min(size, MAX_RESOLUTION))
+                if rgb.shape[0] != size:
+                    rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS))
+                pictures.append(Picture(f"{culture}-{i}", {"motif": culture, "seed": seed, "index": i}, rgb))
+    return out
+
+
+def _activation_floats(size: int, deepest: str) -> int:
+    """Floats in the outputs of VGG19's layers up to ``deepest`` for one size x size image."""
+    total, side, channels = 0, size, 3
+    names = iter(LAYER_NAMES)
+    for entry in vgg_cfgs["E"]:
+        if entry == "M":
+            side //= 2
+            total += channels * side * side
+            if next(names) == deepest:
+                break
+            continue
+        channels = entry
+        total += 2 * channels * side * side  # conv and ReLU outputs
+        if next(names) == deepest:
+            break
+        next(names)
+    return total
+
+
+def memory_needed(size: int, batch: int, cfg: NSTConfig) -> int:
+    """Bytes one batch needs: activations kept for backward and their gradients, L-BFGS history, the network."""
+    deepest = max(cfg.layers, key=LAYER_NAMES.index)
+    pixels = 3 * size * size
+    activations = 2 * _activation_floats(size, deepest)
+    history = 2 * cfg.history_size * pixels if cfg.optimizer == "lbfgs" else 2 * pixels
+    return 4 * batch * (activations + history + 8 * pixels) + 200 * 2**20
+
+
+def memory_available(device: torch.device) -> int | None:
+    """Free bytes on ``device`` (CUDA: the driver's figure; CPU: MemAvailable on Linux), or None if unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(size: int, batch: int, cfg: NSTConfig, device: torch.device, available: int | None) -> None:
+    """Refuse, before starting, a size that will not fit; say which size would."""
+    if available is None:
+        return
+    need = memory_needed(size, batch, cfg)
+    budget = 0.9 * available
+    if need <= budget:
+        return
+    fixed = memory_needed(0, batch, cfg)
+    fits = int(size * math.sqrt(max(budget - fixed, 0) / max(need - fixed, 1))) // 16 * 16
+    fits_text = f"--size {fits} would fit" if fits >= MIN_SIDE else "no size fits"
+    raise StylizeError(
+        f"--size {size} with --batch-size {batch} needs about {need / 2**30:.1f} GiB but {device.type} has "
+        f"{available / 2**30:.1f} GiB free; {fits_text} (or lower --batch-size)"
+    )
+
+
+def _tensor(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0).to(device)
+
+
+def _initial_images(cfg: NSTConfig, pairs, contents, styles, seeds, device) -> torch.Tensor:
+    """§3.4's initial output image: the content image (as §5.2), the culture's first style image, or noise."""
+    if cfg.init == "content":
+        return _tensor([contents[c].rgb for c, _ in pairs], device)
+    if cfg.init == "style":
+        return _tensor([styles[k][0].rgb for _, k in pairs], device)
+    size = contents[0].rgb.shape[0]
+    # Uniform noise from each stimulus's own seed, drawn on the CPU so the draw is the same on every device.
+    return torch.stack([torch.rand(3, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(
+        device
+    )
+
+
+def write_contact_sheet(path: Path, contents: list[Picture], cultures: list[str], grid: dict) -> None:
+    """The grid as people read it: one row per content image (the original first), one column per culture."""
+    cell = _SHEET_CELL
+    pad, label = 4, 18
+    sheet = Image.new(
+        "RGB", ((len(cultures) + 1) * (cell + pad) + pad, label + len(contents) * (cell + pad) + pad), "white"
+    )
+    draw = ImageDraw.Draw(sheet)
+    for j, title in enumerate(["content", *cultures]):
+        draw.text((pad + j * (cell + pad), 3), title, fill="black")
+    for i, content in enumerate(contents):
+        row = [content.rgb] + [grid[(i, k)] for k in range(len(cultures))]
+        for j, rgb in enumerate(row):
+            thumb = Image.fromarray(rgb).resize((cell, cell), Image.Resampling.LANCZOS)
+            sheet.paste(thumb, (pad + j * (cell + pad), label + pad + i * (cell + pad)))
+    sheet.save(path)
+
+
+def write_nst_set(
+    content_sources: list[Path],
+    style_specs: list[str],
+    out: Path,
+    cfg: NSTConfig,
+    *,
+    size: int = 256,
+    features: str = "imagenet",
+    vgg_weights: Path | None = None,
+    seed: int = 0,
+    batch_size: int = 4,
+    motifs_per_culture: int = 4,
+    device: torch.device | str = "cpu",
+    name: str | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Stylise every content image in every culture's style and write ``out/`` (Contract 1, method ``nst``).
+
+    Pair ``k`` of the grid (content-major) gets seed ``seed + k`` (used by ``init='noise'``); the features'
+    random weights (``features='random'``) and the motif styles are drawn from ``seed`` too.
+    """
+    out, device = Path(out), torch.device(device)
+    if size < MIN_SIDE:
+        raise StylizeError(f"--size {size} is below the minimum of {MIN_SIDE} px")
+    styles_given = parse_styles(style_specs)
+    check_memory(size, batch_size, cfg, device, memory_available(device))
+    vgg, source = load_features(features, cfg.layers, weights=vgg_weights, seed=seed)
+    vgg = vgg.to(device)
+    contents = load_contents(content_sources, size)
+    styles = load_styles(styles_given, size, motifs_per_culture, seed)
+    cultures = list(styles)
+    if device.type == "cuda":  # the same seed gives the same images: no autotuned, non-deterministic kernels
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+
+    with staged_folder(out, overwrite) as tmp:
+        grams = {k: style_grams(vgg, _tensor([p.rgb for p in pics], device), cfg) for k, pics in styles.items()}
+        pairs = [(i, k) for i in range(len(contents)) for k in range(len(cultures))]
+        grid: dict[tuple[int, int], np.ndarray] = {}
+        bar = tqdm(total=len(pairs) * cfg.steps, desc="stylize", unit="eval", disable=not progress)
+        for start in range(0, len(pairs), batch_size):
+            batch = pairs[start : start + batch_size]
+            seeds = [seed + start + j for j in range(len(batch))]
+            content = _tensor([contents[i].rgb for i, _ in batch], device)
+            targets = Targets(
+                content_targets(vgg, content, cfg),
+                {layer: torch.stack([grams[cultures[k]][layer] for _, k in batch]) for layer in cfg.style_layers},
+            )
+            init = _initial_images(cfg, [(i, cultures[k]) for i, k in batch], contents, styles, seeds, device)
+            result = stylize(vgg, init, targets, cfg, on_evaluation=partial(bar.update, len(batch)))
+            images = result.mul(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            for pair, rgb in zip(batch, images, strict=True):
+                grid[pair] = rgb
+        bar.close()
+        stimuli = _write_images(tmp, contents, cultures, grid, seed)
+        manifest = {
+            "schema": SCHEMA,
+            "name": name or out.name,
+            "created_at": created_at(),
+            "cultures": cultures,
+            "generator": _generator(cfg, source, size, seed, batch_size, contents, styles),
+            "stimuli": stimuli,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        write_contact_sheet(tmp / "contact-sheet.png", contents, cultures, grid)
+    log.info("wrote %d stimuli (%d contents x %d cultures) to %s", len(stimuli), len(contents), len(cultures), out)
+    return out
+
+
+def _write_images(tmp: Path, contents: list[Picture], cultures: list[str], grid: dict, seed: int) -> list[dict]:
+    (tmp / "images").mkdir()
+    stimuli = []
+    for (i, k), rgb in sorted(grid.items()):
+        stimulus_id = f"{contents[i].id}-{id_safe(cultures[k])}"
+        data = png_bytes(rgb)
+        (tmp / "images" / f"{stimulus_id}.png").write_bytes(data)
+        stimuli.append(
+            {
+                "id": stimulus_id,
+                "file": f"images/{stimulus_id}.png",
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "width": int(rgb.shape[1]),
+                "height": int(rgb.shape[0]),
+                "culture": cultures[k],
+                "mix": {cultures[k]: 1.0},
+                "method": "nst",
+                "seed": seed + i * len(cultures) + k,
+                "content": contents[i].id,
+            }
+        )
+    return stimuli
+
+
+def _generator(cfg: NSTConfig, source: FeatureSource, size, seed, batch_size, contents, styles) -> dict:
+    return {
+        "method": "nst",
+        "checkpoint_sha256": source.sha256,
+        "features": source.to_dict(),
+        "config": cfg.to_dict() | {"size": size, "batch_size": batch_size},
+        "contents": {c.id: c.source for c in contents},
+        "styles": {k: [p.source for p in pics] for k, pics in styles.items()},
+        "version": VERSION,
+        "seed": seed,
+    }
