@@ -12,7 +12,7 @@ from flask import Flask, request
 from sqlalchemy import make_url
 from werkzeug.exceptions import HTTPException
 
-from culturelab.platform import api, db, pages, reports, researcher
+from culturelab.platform import api, db, pages, reports, researcher, security, withdrawal
 from culturelab.platform.config import Config
 from culturelab.platform.extensions import babel, csrf, limiter, login_manager, select_locale
 
@@ -63,6 +63,8 @@ def create_app(config: type[Config] | dict | None = None, *, write_instance: boo
     app.register_blueprint(api.bp)
     app.register_blueprint(researcher.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(withdrawal.bp)
+    security.init_app(app)  # cookie flags, security headers, server-side researcher sessions
     csrf.exempt(api.bp)  # token in the path, no cookie: nothing for a cross-site request to ride on
 
     @app.errorhandler(HTTPException)

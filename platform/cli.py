@@ -189,14 +189,17 @@ def study_validate(file: Path) -> None:
 
 @study.command("load")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--owner", metavar="EMAIL", help="Researcher account that owns the study (it sees, shares, exports it).")
 @with_appcontext
-def study_load(file: Path) -> None:
+def study_load(file: Path, owner: str | None) -> None:
     """Load (or safely update) a study and import its stimulus sets."""
-    result = _load(file)
-    click.echo(f"{result.action}: study {result.study.slug!r} in {_database()}")
+    result = _load(file, owner)
+    owned = f", owned by {owner}" if owner else ""
+    click.echo(f"{result.action}: study {result.study.slug!r} in {_database()}{owned}")
 
 
-def _load(file: Path):
+def _load(file: Path, owner: str | None = None):
+    from culturelab.platform import audit, ownership
     from culturelab.platform.study_load import load_study
 
     _require_schema()
@@ -205,9 +208,55 @@ def _load(file: Path):
         with session_scope(current_app) as session:
             result = load_study(session, spec, file.parent, Path(current_app.config["MEDIA_DIR"]))
             session.flush()
+            if owner is not None:
+                ownership.add_member(session, result.study.slug, owner, ownership.OWNER)
+            audit.record(session, "study.load", audit.cli_actor(), result.study.id, file=str(file), owner=owner,
+                         outcome=result.action, spec_sha256=result.study.spec_sha256)
             return result
-    except (StudyError, StimulusSetError) as exc:
+    except (StudyError, StimulusSetError, ownership.MembershipError) as exc:
         raise InputError(f"{file}: {exc}") from None
+
+
+@study.command("share")
+@click.argument("slug")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["collaborator", "owner"]), default="collaborator", show_default=True)
+@with_appcontext
+def study_share(slug: str, email: str, role: str) -> None:
+    """Let a researcher see, export and analyse a study (an owner also shares it and reads its audit log)."""
+    from culturelab.platform import audit, ownership
+
+    _require_schema()
+    try:
+        with session_scope(current_app) as session:
+            member = ownership.add_member(session, slug, email, role)
+            audit.record(session, "study.share", audit.cli_actor(), member.study_id,
+                         email=ownership.normal_email(email), role=member.role)
+    except ownership.MembershipError as exc:
+        raise InputError(str(exc)) from None
+    click.echo(f"{email} is now {member.role} of study {slug!r}")
+
+
+@study.command("delete-participant")
+@click.argument("slug")
+@click.argument("participant_id")
+@with_appcontext
+def study_delete_participant(slug: str, participant_id: str) -> None:
+    """Delete a participant (the participant_id of the exports) and everything stored about them."""
+    from sqlalchemy import select
+
+    from culturelab.platform import audit
+    from culturelab.platform.models import Study
+    from culturelab.platform.withdrawal import delete_participant
+
+    _require_schema()
+    with session_scope(current_app) as session:
+        study_id = session.scalar(select(Study.id).where(Study.slug == slug))
+        if study_id is None:
+            raise InputError(f"there is no study {slug!r}")
+        if not delete_participant(session, study_id, participant_id, audit.cli_actor()):
+            raise InputError(f"study {slug!r} has no participant {participant_id!r}")
+    click.echo(f"deleted participant {participant_id} of study {slug!r}")
 
 
 # -- stimulus sets --------------------------------------------------------------------------------------
@@ -278,12 +327,18 @@ def researcher_create(email: str, password: str) -> None:
 @with_appcontext
 def export(slug: str, out: Path, fmt: str) -> None:
     """Write a study's data as a Frictionless data package (DESIGN.md, Contract 2)."""
+    from sqlalchemy import select
+
+    from culturelab.platform import audit
     from culturelab.platform.export import export_study
+    from culturelab.platform.models import Study
 
     _require_schema()
     try:
         with session_scope(current_app) as session:
             counts = export_study(session, slug, out, fmt)
+            study_id = session.scalar(select(Study.id).where(Study.slug == slug))
+            audit.record(session, "study.export", audit.cli_actor(), study_id, format=fmt, via="cli", out=str(out))
     except LookupError as exc:
         raise InputError(str(exc)) from None
     click.echo(f"wrote {out}: " + ", ".join(f"{n} {name}" for name, n in counts.items()))

@@ -32,7 +32,9 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Long read-only work (a researcher's download) begins deferred: in WAL mode a reader then never
+            # holds the writer lock, so participants' answers are not kept waiting behind an export.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
         return engine
     # No pool_pre_ping: it would cost a round trip on every request. A connection the server dropped
@@ -62,9 +64,13 @@ def _close_session(_exc: BaseException | None) -> None:
 
 
 @contextmanager
-def session_scope(app: Flask) -> Iterator[Session]:
-    """A session outside a request (CLI commands, tests): commit on success, roll back on error."""
-    session = app.extensions["culturelab.sessionmaker"]()
+def session_scope(app: Flask, *, read_only: bool = False) -> Iterator[Session]:
+    """A session outside a request (CLI commands, tests): commit on success, roll back on error.
+    ``read_only``: for work that only reads (on SQLite it then takes no write lock)."""
+    engine = app.extensions["culturelab.engine"]
+    if read_only:
+        engine = engine.execution_options(read_only=True)
+    session = app.extensions["culturelab.sessionmaker"](bind=engine)
     try:
         yield session
         session.commit()

@@ -196,3 +196,55 @@ class Researcher(Base):
 
     def get_id(self) -> str:
         return str(self.id)
+
+
+class StudyMember(Base):
+    """A researcher's place in a study: its owner (shares it, sees its audit log, deletes participants) or a
+    collaborator (sees, exports and analyses it). A researcher who is neither is told the study does not exist."""
+
+    __tablename__ = "study_members"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
+    researcher_id: Mapped[int] = mapped_column(
+        ForeignKey("researchers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))  # owner | collaborator
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who loaded, shared, exported, analysed or deleted what, and when. Kept when a researcher account goes
+    (the actor is stored as text) and readable only by the study's owners."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(254))  # a researcher's email, "cli:<user>" or "participant"
+    action: Mapped[str] = mapped_column(String(32))
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    detail: Mapped[dict[str, Any]]
+
+
+class ResearcherSession(Base):
+    """A signed-in browser. The cookie carries a random id whose hash is stored here; signing out deletes the
+    row, so a copy of the cookie stops working at once."""
+
+    __tablename__ = "researcher_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    researcher_id: Mapped[int] = mapped_column(ForeignKey("researchers.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[float]  # Unix time: compared as a number on every backend
+
+
+class SignInThrottle(Base):
+    """Sign-in attempts per client address (a fixed window) and per account or trusted device (exponential
+    back-off), kept in the database so that every server process sees the same counts."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    window_start: Mapped[float]  # Unix time
+    next_at: Mapped[float]  # Unix time before which the next attempt is refused

@@ -1,44 +1,56 @@
-"""Researcher pages: sign in, watch recruitment per study and culture group, download the data package.
+"""Researcher pages: sign in, watch recruitment of one's own studies, share them, download their data.
 
-A login session (Flask-Login) with CSRF protection (Flask-WTF) on every form; sign-in attempts are rate
-limited per address.
+A login session (Flask-Login, checked against the server-side session table on every request) with CSRF
+protection (Flask-WTF) on every form; sign-in guessing is throttled in the database (security.py). A
+researcher sees only the studies they own or collaborate on: any other study is a 404, as if it did not
+exist (ownership.py).
 """
 
 from __future__ import annotations
 
-import io
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
-from werkzeug.security import check_password_hash, generate_password_hash
-from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Length
+from werkzeug.security import generate_password_hash
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, Length
 
-from culturelab.platform.db import get_session
+from culturelab.platform import audit, ownership, security
+from culturelab.platform.db import get_session, session_scope
+from culturelab.platform.download import zip_folder
 from culturelab.platform.export import export_study
-from culturelab.platform.extensions import limiter, login_manager
+from culturelab.platform.extensions import login_manager
 from culturelab.platform.journey import spec_of
 from culturelab.platform.models import CultureGroup, Participant, Researcher, Response, Study
+from culturelab.platform.withdrawal import delete_participant
 
 bp = Blueprint("researcher", __name__, url_prefix="/researcher")
 
 
 @login_manager.user_loader
 def load_user(user_id: str) -> Researcher | None:
-    return get_session().get(Researcher, int(user_id)) if user_id.isdigit() else None
+    return security.session_researcher(get_session(), user_id)
 
 
 def create_researcher(session, email: str, password: str) -> Researcher:
     if len(password) < 10:
         raise ValueError("the password must have at least 10 characters")
-    researcher = Researcher(email=email.strip().lower(), password_hash=generate_password_hash(password))
+    researcher = Researcher(email=ownership.normal_email(email), password_hash=generate_password_hash(password))
     session.add(researcher)
     return researcher
 
@@ -48,33 +60,77 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
 
 
+class ShareForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
+
+
+class DeleteParticipantForm(FlaskForm):
+    participant_id = StringField("participant_id", validators=[DataRequired(), Length(max=32)])
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT"], methods=["POST"])
 def login():
     form = LoginForm()
-    if form.validate_on_submit():
-        researcher = get_session().scalar(select(Researcher).where(Researcher.email == form.email.data.strip().lower()))
-        if researcher is not None and check_password_hash(researcher.password_hash, form.password.data):
-            login_user(researcher)
-            return redirect(url_for("researcher.dashboard"))
+    if not form.validate_on_submit():
+        return render_template("researcher/login.html", form=form), 200 if request.method == "GET" else 400
+    session = get_session()
+    email = ownership.normal_email(form.email.data)
+    try:
+        device = request.cookies.get(security.DEVICE_COOKIE)
+        attempt = security.begin_attempt(session, request.remote_addr, email, device)
+    except security.Throttled as exc:
+        flash(_("Too many sign-in attempts. Please try again in %(s)s seconds.", s=exc.retry_after))
+        page = render_template("researcher/login.html", form=form)
+        return page, 429, {"Retry-After": str(exc.retry_after)}
+    researcher = session.scalar(select(Researcher).where(Researcher.email == email))
+    if not security.verify_password(researcher, form.password.data):
         flash(_("Unknown email or wrong password."))
-    return render_template("researcher/login.html", form=form), 200 if request.method == "GET" else 401
+        return render_template("researcher/login.html", form=form), 401
+    security.sign_in_succeeded(session, attempt)
+    security.start_session(session, researcher)
+    session.commit()
+    login_user(researcher)
+    response = redirect(url_for("researcher.dashboard"))
+    security.set_device_cookie(response, attempt)
+    return response
 
 
 @bp.post("/logout")
 @login_required
 def logout():
+    session = get_session()
+    security.end_session(session)
+    session.commit()
     logout_user()
     return redirect(url_for("researcher.login"))
+
+
+def _study(slug: str, role: str | None = None) -> Study:
+    """The signed-in researcher's study, or 404 (for a stranger exactly as for a study that does not exist)."""
+    study = ownership.study_for(get_session(), slug, current_user.id, role)
+    if study is None:
+        abort(404)
+    return study
 
 
 @bp.get("/")
 @login_required
 def dashboard():
     session = get_session()
-    studies = session.scalars(select(Study).order_by(Study.slug)).all()
+    studies = []
+    for study, role in ownership.studies_of(session, current_user.id):
+        summary = _recruitment(session, study)
+        summary["role"] = role
+        if role == ownership.OWNER:
+            summary["members"] = ownership.members(session, study.id)
+            summary["audit"] = audit.events(session, study.id)
+        studies.append(summary)
     return render_template(
-        "researcher/dashboard.html", studies=[_recruitment(session, s) for s in studies], user=current_user
+        "researcher/dashboard.html",
+        studies=studies,
+        user=current_user,
+        share_form=ShareForm(),
+        delete_form=DeleteParticipantForm(),
     )
 
 
@@ -119,23 +175,71 @@ def _recruitment(session, study: Study) -> dict:
     }
 
 
+@bp.post("/studies/<slug>/members")
+@login_required
+def share(slug: str):
+    study = _study(slug, ownership.OWNER)
+    form = ShareForm()
+    if not form.validate_on_submit():
+        abort(400)
+    session = get_session()
+    try:
+        ownership.add_member(session, study.slug, form.email.data, ownership.COLLABORATOR)
+    except ownership.MembershipError:
+        # Saying only that no account has this email: it is the owner asking, about their own study.
+        flash(_("No researcher account has the email %(email)s.", email=form.email.data))
+        return redirect(url_for("researcher.dashboard"))
+    audit.record(session, "study.share", current_user.email, study.id, email=ownership.normal_email(form.email.data))
+    session.commit()
+    flash(_("%(email)s can now see this study.", email=form.email.data))
+    return redirect(url_for("researcher.dashboard") + f"#study-{study.slug}")
+
+
+@bp.post("/studies/<slug>/participants/delete")
+@login_required
+def delete(slug: str):
+    study = _study(slug, ownership.OWNER)
+    form = DeleteParticipantForm()
+    if not form.validate_on_submit():
+        abort(400)
+    session = get_session()
+    pseudonym = form.participant_id.data.strip()
+    if delete_participant(session, study.id, pseudonym, current_user.email):
+        session.commit()
+        flash(_("Participant %(id)s and all their data were deleted.", id=pseudonym))
+    else:
+        flash(_("This study has no participant %(id)s.", id=pseudonym))
+    return redirect(url_for("researcher.dashboard") + f"#study-{study.slug}")
+
+
 @bp.get("/studies/<slug>/export.zip")
 @login_required
 def export(slug: str):
+    study = _study(slug)
     fmt = request.args.get("format", "csv")
     if fmt not in ("csv", "parquet"):
         abort(400)
-    tmp = Path(tempfile.mkdtemp())
-    try:
+    session = get_session()
+    audit.record(session, "study.export", current_user.email, study.id, format=fmt, via="web")
+    session.commit()
+
+    app = current_app._get_current_object()
+
+    def package():
+        # Written to a temporary folder from the database in batches, then streamed as a zip in chunks:
+        # neither the data nor the archive is ever held in memory whole. Its own read-only session, closed
+        # as soon as the files are written (on SQLite it holds no write lock meanwhile).
+        tmp = Path(tempfile.mkdtemp(prefix="culturelab-export-"))
         try:
-            export_study(get_session(), slug, tmp / slug, fmt)
-        except LookupError:
-            abort(404)
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted((tmp / slug).iterdir()):
-                archive.write(path, f"{slug}/{path.name}")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    buffer.seek(0)
-    return send_file(buffer, mimetype="application/zip", as_attachment=True, download_name=f"{slug}-{fmt}.zip")
+            with session_scope(app, read_only=True) as reader:
+                export_study(reader, study.slug, tmp / study.slug, fmt)
+            yield from zip_folder(tmp / study.slug, study.slug)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    current_app.logger.info("export of %s (%s) by %s", study.slug, fmt, current_user.email)
+    return current_app.response_class(
+        package(),
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{study.slug}-{fmt}.zip"'},
+    )

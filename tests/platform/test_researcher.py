@@ -6,6 +6,7 @@ import io
 import re
 import zipfile
 
+from culturelab.platform import ownership
 from culturelab.platform.db import session_scope
 from culturelab.platform.researcher import create_researcher
 
@@ -14,9 +15,13 @@ from bot import Bot
 PASSWORD = "a long enough password"
 
 
-def sign_in(app, client):
+def sign_in(app, client, *owned: str):
+    """Creates Ada's account, makes her the owner of the studies ``owned`` and signs her in."""
     with session_scope(app) as session:
         create_researcher(session, "Ada@Example.org", PASSWORD)
+        session.flush()
+        for slug in owned:
+            ownership.add_member(session, slug, "ada@example.org", ownership.OWNER)
     return client.post("/researcher/login", data={"email": "ada@example.org", "password": PASSWORD})
 
 
@@ -37,7 +42,7 @@ def test_dashboard_shows_recruitment_by_group(app, client, load):
     Bot(participant, slug).complete("east_asian")
     Bot(participant, slug).complete("west_african")
     Bot(participant, slug).consent(False)
-    assert sign_in(app, client).status_code == 302
+    assert sign_in(app, client, slug).status_code == 302
     html = client.get("/researcher/").get_data(as_text=True)
     assert '<strong data-status="completed">2</strong>' in html
     assert '<strong data-status="screened_out">1</strong>' in html
@@ -49,7 +54,7 @@ def test_dashboard_shows_recruitment_by_group(app, client, load):
 def test_export_downloads_a_zipped_package(app, client, load):
     slug = load()
     Bot(app.test_client(), slug).complete()
-    sign_in(app, client)
+    sign_in(app, client, slug)
     for fmt, suffix in [("csv", ".csv"), ("parquet", ".parquet")]:
         r = client.get(f"/researcher/studies/{slug}/export.zip?format={fmt}")
         assert r.status_code == 200 and r.mimetype == "application/zip"
