@@ -16,9 +16,10 @@ import tempfile
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, send_file
-from flask_login import login_required
+from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from culturelab.platform import ownership, security
 from culturelab.platform.db import get_session, session_scope
 from culturelab.platform.export import export_study
 from culturelab.platform.models import Participant, Response, Study
@@ -83,6 +84,7 @@ def build_report(app, slug: str) -> Path:
 @login_required
 def report(slug: str):
     path = report_dir(current_app, slug) / "report.html"
-    if get_session().scalar(select(Study.id).where(Study.slug == slug)) is None or not path.exists():
+    # A study the researcher is not a member of is a 404, like one that does not exist (ownership.py).
+    if ownership.study_for(get_session(), slug, current_user.id) is None or not path.exists():
         abort(404)
-    return send_file(path, mimetype="text/html", max_age=0)
+    return security.sandboxed(send_file(path, mimetype="text/html", max_age=0))

@@ -294,3 +294,16 @@ def verify_password(researcher: Researcher | None, password: str) -> bool:
         check_password_hash(_stand_in_hash(), password)
         return False
     return check_password_hash(researcher.password_hash, password)
+
+
+# A generated document with inline scripts and styles (the analysis report, with plotly inline): it runs in
+# a sandbox, an opaque origin, so its scripts can neither read the researcher's session nor call the site.
+SANDBOXED_DOCUMENT = (
+    "sandbox allow-scripts allow-popups allow-downloads; default-src 'none'; script-src 'unsafe-inline' "
+    "'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:; frame-ancestors 'self'"
+)
+
+
+def sandboxed(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = SANDBOXED_DOCUMENT
+    return response
