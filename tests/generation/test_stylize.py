@@ -1,0 +1,196 @@
+"""`culturelab generate stylize` as a researcher runs it, from a working folder of their own: the content x
+culture grid as a Contract 1 set on success; one line, exit 2 and no set at all on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from culturelab.generation.checkpoint import sha256_file
+from culturelab.generation.content_images import draw_scene
+from culturelab.generation.motifs import render_motif
+from culturelab.generation.nst import NSTConfig
+from culturelab.generation.stylize import StylizeError, check_memory, memory_needed
+from culturelab.generation.vgg import IMAGENET_FILE, _random_body
+from culturelab.platform.cli import main
+from culturelab.platform.stimuli import Manifest
+
+FAST = ["--size", "32", "--steps", "3", "--features", "random", "--device", "cpu"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["generate", "stylize", *map(str, args)], catch_exceptions=False)
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A researcher's folder: two content images and a style image of their own."""
+    torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    draw_scene("house", 48).save("photos/house.png")
+    draw_scene("fish", 40).convert("RGB").save("photos/Fish Photo.jpg")
+    render_motif("kente", 3, 64).save("kente-cloth.png")
+    return tmp_path
+
+
+def test_stylize_writes_the_content_by_culture_grid_as_a_stimulus_set(workdir):
+    result = run(
+        "--content",
+        "photos",
+        "--styles",
+        "girih=motif",
+        "--styles",
+        "kente=kente-cloth.png",
+        "--out",
+        "set",
+        "--seed",
+        5,
+        "--motifs-per-culture",
+        2,
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 4 stimuli (2 cultures) to set" in result.output
+    manifest = json.loads((workdir / "set" / "manifest.json").read_text())
+    Manifest.model_validate(manifest)  # the platform's own Contract 1 check
+    assert manifest["cultures"] == ["girih", "kente"]
+    grid = {(s["content"], s["culture"]): s for s in manifest["stimuli"]}
+    assert sorted(grid) == [("fish-photo", "girih"), ("fish-photo", "kente"), ("house", "girih"), ("house", "kente")]
+    for (content, culture), entry in grid.items():
+        assert entry["id"] == f"{content}-{culture}" and entry["method"] == "nst" and entry["mix"] == {culture: 1.0}
+        with Image.open(workdir / "set" / entry["file"]) as im:
+            assert im.size == (32, 32) and im.mode == "RGB"
+    assert [s["seed"] for s in manifest["stimuli"]] == [5, 6, 7, 8]
+    generator = manifest["generator"]
+    assert generator["method"] == "nst" and generator["features"] == {
+        "kind": "random",
+        "file": None,
+        "sha256": None,
+        "seed": 5,
+    }
+    assert generator["config"]["steps"] == 3 and generator["config"]["beta"] == 1e8
+    assert generator["styles"]["kente"] == [
+        {"file": "kente-cloth.png", "sha256": sha256_file(workdir / "kente-cloth.png")}
+    ]
+    assert len(generator["styles"]["girih"]) == 2
+    with Image.open(workdir / "set" / "contact-sheet.png") as sheet:  # header row + 2 rows, content + 2 columns
+        assert sheet.width > 2.5 * sheet.height / 2
+
+
+def test_stylize_is_deterministic_for_a_seed_and_styles_change_the_images(workdir):
+    args = ["--content", "photos/house.png", "--styles", "meander=motif", "--styles", "seigaiha=motif", *FAST]
+    assert run(*args, "--out", "a").exit_code == 0
+    assert run(*args, "--out", "b", "--batch-size", 1).exit_code == 0
+    a = json.loads((workdir / "a" / "manifest.json").read_text())["stimuli"]
+    b = json.loads((workdir / "b" / "manifest.json").read_text())["stimuli"]
+    assert [s["sha256"] for s in a] == [s["sha256"] for s in b]
+    pixels = [np.asarray(Image.open(workdir / "a" / s["file"]), dtype=float) for s in a]
+    assert np.abs(pixels[0] - pixels[1]).mean() > 1.0  # two cultures, two different images
+
+
+def test_stylize_takes_the_built_in_content_images_by_default(workdir):
+    result = run(
+        "--styles", "ice_ray=motif", "--out", "set", "--steps", "1", *FAST[:2], *FAST[4:], "--motifs-per-culture", 1
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((workdir / "set" / "manifest.json").read_text())
+    assert [s["content"] for s in manifest["stimuli"]] == ["boat", "fish", "flower", "house", "tree"]
+
+
+def test_imagenet_features_are_recorded_with_their_file_sha256(workdir):
+    weights = workdir / IMAGENET_FILE
+    torch.save({f"features.{k}": v for k, v in _random_body(1).state_dict().items()}, weights)
+    result = run(
+        "--content",
+        "photos/house.png",
+        "--styles",
+        "girih=motif",
+        "--out",
+        "set",
+        "--size",
+        32,
+        "--steps",
+        2,
+        "--features",
+        "imagenet",
+        "--vgg-weights",
+        weights,
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.output
+    generator = json.loads((workdir / "set" / "manifest.json").read_text())["generator"]
+    assert generator["features"]["sha256"] == generator["checkpoint_sha256"] == sha256_file(weights)
+    assert generator["features"]["kind"] == "imagenet" and generator["config"]["beta"] == 1e6
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (
+            ["--content", "photos/tiny.png", "--styles", "girih=motif"],
+            ["photos/tiny.png is 20x20 px", "at least 32 px"],
+        ),
+        (
+            ["--content", "photos/broken.png", "--styles", "girih=motif"],
+            ["cannot read content image photos/broken.png"],
+        ),
+        (["--content", "nowhere", "--styles", "girih=motif"], ["content image nowhere does not exist"]),
+        (["--content", "photos/house.png", "--styles", "aztec=motif"], ["unknown culture 'aztec'"]),
+        (["--content", "photos/house.png", "--styles", "girih=missing.png"], ["style image missing.png"]),
+        (["--content", "photos/house.png", "--styles", "girih"], ["not CULTURE=FILE or CULTURE=motif"]),
+        (
+            ["--content", "photos/house.png", "--styles", "girih=motif", "--size", 200000],
+            ["--size 200000", "would fit"],
+        ),
+        (["--content", "photos/house.png", "--styles", "girih=motif", "--style-layers", "conv9_1"], ["conv9_1"]),
+        (["--content", "photos/house.png", "--styles", "girih=motif", "--style-weights", "1,2"], ["2 style weights"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_leaves_no_set(workdir, args, fragments):
+    Image.new("RGB", (20, 20)).save("photos/tiny.png")
+    (workdir / "photos" / "broken.png").write_text("not an image")
+    result = run(*FAST, "--out", "set", *args)  # options given later win, so args can override FAST
+    one_line_error(result, *fragments)
+    assert not (workdir / "set").exists()
+    assert not [p for p in workdir.iterdir() if p.name.startswith(".set")]
+
+
+def test_missing_imagenet_weights_name_the_file_and_where_to_put_it(workdir, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(workdir / "hub"))
+    result = run("--content", "photos/house.png", "--styles", "girih=motif", "--out", "set", "--size", 32)
+    one_line_error(result, IMAGENET_FILE, str(workdir / "hub" / "checkpoints" / IMAGENET_FILE), "--vgg-weights")
+    assert not (workdir / "set").exists()
+
+
+def test_an_existing_set_is_kept_unless_overwrite(workdir):
+    (workdir / "set").mkdir()
+    (workdir / "set" / "keep.txt").write_text("mine")
+    one_line_error(
+        run("--content", "photos/house.png", "--styles", "girih=motif", "--out", "set", *FAST), "--overwrite"
+    )
+    assert (workdir / "set" / "keep.txt").read_text() == "mine"
+
+
+def test_the_memory_check_names_a_size_that_fits():
+    cfg = NSTConfig()
+    available = 3 * 2**30
+    with pytest.raises(StylizeError, match=r"--size 1024 with --batch-size 2 needs about .* GiB") as exc:
+        check_memory(1024, 2, cfg, torch.device("cpu"), available)
+    fits = int(str(exc.value).split("--size ")[2].split()[0])
+    assert memory_needed(fits, 2, cfg) <= 0.9 * available < memory_needed(fits + 32, 2, cfg)
+    check_memory(fits, 2, cfg, torch.device("cpu"), available)
