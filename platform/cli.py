@@ -581,10 +581,10 @@ def demo(host: str, port: int, participants: int) -> None:
     prepare_instance(current_app)
     click.echo(f"CultureLab demo: {_where()}")
     upgrade(_engine())
-    result = _load(EXAMPLE_STUDY)
-    slug = result.study.slug
-    click.echo(f"example study {slug!r} {result.action}")
     password = _demo_researcher()
+    result = _load(EXAMPLE_STUDY, owner=DEMO_RESEARCHER)
+    slug = result.study.slug
+    click.echo(f"example study {slug!r} {result.action}, owned by {DEMO_RESEARCHER}")
     log = Path(current_app.instance_path) / "demo-server.log"
     server = _start_server(host, port, log)
     base = f"http://{host}:{port}"
