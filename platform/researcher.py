@@ -28,7 +28,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Length
 
 from culturelab.platform import audit, ownership, security
 from culturelab.platform.db import get_session, session_scope
@@ -61,7 +61,7 @@ class LoginForm(FlaskForm):
 
 
 class ShareForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
 
 
 class DeleteParticipantForm(FlaskForm):

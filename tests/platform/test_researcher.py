@@ -15,14 +15,26 @@ from bot import Bot
 PASSWORD = "a long enough password"
 
 
-def sign_in(app, client, *owned: str):
-    """Creates Ada's account, makes her the owner of the studies ``owned`` and signs her in."""
+def account(app, email: str, *owned: str, role: str = ownership.OWNER) -> None:
+    """Creates a researcher account, a member of the studies ``owned`` with ``role``."""
     with session_scope(app) as session:
-        create_researcher(session, "Ada@Example.org", PASSWORD)
+        create_researcher(session, email, PASSWORD)
         session.flush()
         for slug in owned:
-            ownership.add_member(session, slug, "ada@example.org", ownership.OWNER)
+            ownership.add_member(session, slug, email, role)
+
+
+def sign_in(app, client, *owned: str):
+    """Creates Ada's account, makes her the owner of the studies ``owned`` and signs her in."""
+    account(app, "Ada@Example.org", *owned)
     return client.post("/researcher/login", data={"email": "ada@example.org", "password": PASSWORD})
+
+
+def signed_in(app, email: str):
+    """A new browser signed in as the (existing) researcher."""
+    client = app.test_client()
+    assert client.post("/researcher/login", data={"email": email, "password": PASSWORD}).status_code == 302
+    return client
 
 
 def test_pages_need_a_login_and_wrong_passwords_fail(app, client, load):
