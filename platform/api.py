@@ -1,7 +1,9 @@
-"""The participant API, /api/v1 (DESIGN.md): JSON in, JSON out, errors as {"error": {code, message}}.
+"""The participant API, /api/v1 (docs/contracts.md): JSON in, JSON out, errors as {"error": {code, message}}
+(plus ``field`` where a participant can correct that field).
 
 A participant is identified by the unguessable token in the path, so there is no cookie and no CSRF.
-Each request is one transaction: a 201 means the answer is committed.
+Each request is one transaction: a 201 means the answer is committed. Nothing sent names a stimulus's
+culture, set or method: images go by opaque ids (opaque_ids).
 """
 
 from __future__ import annotations
@@ -17,20 +19,32 @@ from werkzeug.exceptions import HTTPException
 from culturelab.platform import journey
 from culturelab.platform.db import get_session
 from culturelab.platform.extensions import limiter
-from culturelab.platform.validation import Answer, Background, Consent, CreateParticipant, Language, describe
+from culturelab.platform.opaque_ids import opaque_id
+from culturelab.platform.validation import (
+    Answer,
+    Background,
+    Consent,
+    CreateParticipant,
+    Language,
+    background_problems,
+    describe,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 M = TypeVar("M", bound=BaseModel)
 
 
-def error(status: int, code: str, message: str):
-    return jsonify({"error": {"code": code, "message": message}}), status
+def error(status: int, code: str, message: str, field: str | None = None):
+    payload = {"code": code, "message": message}
+    if field is not None:
+        payload["field"] = field
+    return jsonify({"error": payload}), status
 
 
 @bp.errorhandler(journey.JourneyError)
 def _journey_error(exc: journey.JourneyError):
     get_session().rollback()
-    return error(exc.status, exc.code, exc.message)
+    return error(exc.status, exc.code, exc.message, exc.field)
 
 
 def http_error(exc: HTTPException):
@@ -50,7 +64,7 @@ def _unexpected(exc: Exception):
     return error(500, "internal", "the server could not handle this request; nothing was stored")
 
 
-def body(model: type[M]) -> M:
+def json_object() -> dict[str, Any]:
     raw = request.get_data(cache=False)
     try:
         document = json.loads(raw) if raw else None
@@ -58,8 +72,12 @@ def body(model: type[M]) -> M:
         raise journey.JourneyError(400, "malformed_json", "the request body is not valid JSON") from None
     if not isinstance(document, dict):
         raise journey.JourneyError(400, "malformed_json", "the request body must be a JSON object")
+    return document
+
+
+def body(model: type[M]) -> M:
     try:
-        return model.model_validate(document)
+        return model.model_validate(json_object())
     except ValidationError as exc:
         raise journey.JourneyError(400, "invalid", describe(exc)) from None
 
@@ -115,10 +133,17 @@ def consent(token: str):
 
 @bp.post("/participants/<token>/background")
 def background(token: str):
-    data = body(Background)
     session = get_session()
     participant = journey.participant_state(session, token, trials=False)
-    placed = journey.record_background(session, participant, data.model_dump())
+    # What the participant typed wrong comes back in their language and plain words, naming the field
+    # (the first in the questionnaire's order), so that the page shows it there.
+    with force_locale(participant.language):
+        try:
+            data = Background.model_validate(json_object())
+        except ValidationError as exc:
+            problem = background_problems(exc)[0]
+            raise journey.JourneyError(400, "invalid", problem.message, problem.field) from None
+        placed = journey.record_background(session, participant, data.model_dump())
     session.commit()
     if not placed:
         return error(409, "quota_full", "this group of participants is already full")
@@ -137,7 +162,9 @@ def respond(token: str):
     data = body(Answer)
     session = get_session()
     participant = journey.participant_state(session, token)
-    stored = journey.record_response(session, participant, data.trial_id, data.response_id, data.value, data.rt_ms)
+    stored = journey.record_response(
+        session, participant, data.trial_id, data.response_id, data.value, data.rt_ms, data.hidden_ms
+    )
     # The reply carries the next trial, so a participant's page needs one round trip per answer. It is
     # read inside the answer's transaction (one BEGIN/COMMIT per request) and sent only once committed.
     payload = {"stored": stored.created, "response_id": stored.response_id,
@@ -152,20 +179,22 @@ def _next_payload(
     trial, following = journey.upcoming(session, participant, known)
     if trial is None:
         return journey.completion(participant)
-    preload = [] if following is None else [_media_url(sha256) for _, sha256 in _images(following)]
+    preload = [] if following is None else [image["url"] for image in _images(participant, following)]
     return {"done": False, "trial": trial_payload(participant, trial), "preload": preload}
 
 
-def _images(trial: journey.TrialRow) -> list[tuple[str, str]]:
-    """(stimulus id, sha256) of the trial's image, and of the right-hand one of a choice."""
-    images = [(trial.stimulus_key, trial.stimulus_sha256)]
+def _images(participant: journey.ParticipantState, trial: journey.TrialRow) -> list[dict[str, str]]:
+    """The trial's image, and the right-hand one of a choice, as the participant may see them: an opaque id
+    and a URL by that id."""
+    shown = [(trial.stimulus_key, trial.stimulus_sha256)]
     if trial.stimulus_b_key is not None:
-        images.append((trial.stimulus_b_key, trial.stimulus_b_sha256))
+        shown.append((trial.stimulus_b_key, trial.stimulus_b_sha256))
+    study = participant.study.id
+    images = []
+    for key, sha256 in shown:
+        opaque = opaque_id(study, key, sha256)
+        images.append({"id": opaque, "url": url_for("pages.media", study=study, opaque=opaque)})
     return images
-
-
-def _media_url(sha256: str) -> str:
-    return url_for("pages.media", sha256=sha256)
 
 
 def trial_payload(participant: journey.ParticipantState, trial: journey.TrialRow) -> dict[str, Any]:
@@ -190,5 +219,5 @@ def trial_payload(participant: journey.ParticipantState, trial: journey.TrialRow
         "total": participant.n_trials,
         "kind": trial.kind,
         "question": question,
-        "stimuli": [{"id": key, "url": _media_url(sha256)} for key, sha256 in _images(trial)],
+        "stimuli": _images(participant, trial),
     }

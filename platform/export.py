@@ -1,8 +1,9 @@
-"""The export data package (DESIGN.md, Contract 2): a Frictionless Data Package of three tables.
+"""The export data package (docs/contracts.md, Contract 2): a Frictionless Data Package of three tables.
 
 Rows are streamed from the database in batches straight to the files, so memory stays flat however
 large the study grows. The package is written to a temporary folder and renamed into place: a reader
-never sees half a package.
+never sees half a package. Text a participant typed is written so that a spreadsheet cannot run it as a
+formula (`spreadsheet_safe`); the analysis loader undoes that.
 """
 
 from __future__ import annotations
@@ -53,7 +54,12 @@ PARTICIPANTS = [
     Field("country_of_residence", "string", "ISO 3166-1 alpha-2 code, or empty"),
     Field("language", "string", "BCP 47 tag of the interface language used"),
     Field("age", "integer", "Age in years (18-120), or empty"),
-    Field("gender", "string", "Gender as the participant described it, or empty"),
+    Field(
+        "gender",
+        "string",
+        "Gender as the participant described it, or empty; a value starting with = + - @ tab, carriage return "
+        "or ' has one more ' in front (spreadsheet formula protection)",
+    ),
     Field(
         "art_training",
         "integer",
@@ -65,6 +71,7 @@ PARTICIPANTS = [
     Field("completed_at", "datetime", "When the last answer was stored (UTC), or empty"),
     Field("attention_passed", "integer", "Attention checks answered as instructed"),
     Field("attention_total", "integer", "Attention checks answered"),
+    Field("languages", "string", "Languages the participant speaks fluently: BCP 47 tags joined by ';', or empty"),
 ]
 STIMULI = [
     Field("stimulus_id", "string", "Stimulus id from the stimulus set manifest"),
@@ -91,7 +98,23 @@ RESPONSES = [
     Field("correct", "boolean", "Attention checks: whether the instructed answer was given; else empty"),
     Field("rt_ms", "integer", "Response time measured in the browser (ms)"),
     Field("created_at", "datetime", "When the server stored the answer (UTC)"),
+    Field(
+        "hidden_ms",
+        "integer",
+        "Of rt_ms, how long the page was hidden or out of focus (browser-measured); empty if not measured",
+    ),
 ]
+
+# OWASP's CSV injection rule: a cell starting with one of these is a formula (or becomes one) in Excel,
+# LibreOffice or Google Sheets; one leading apostrophe makes it text. A value that already starts with an
+# apostrophe gets one too, so that removing exactly one leading apostrophe always restores the value.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_safe(text: str | None) -> str | None:
+    """Participant-typed text as exported (Contract 2): one extra leading ' where a spreadsheet would see a
+    formula."""
+    return "'" + text if text and text.startswith(FORMULA_STARTS) else text
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -121,23 +144,25 @@ def _participant_rows(session: Session, study: Study) -> Iterator[tuple]:
         .execution_options(yield_per=BATCH)
     )
     for p, total, passed in session.execute(query):
-        yield (
-            p.pseudonym,
-            study.slug,
-            p.culture_group,
-            p.country_of_birth,
-            p.country_of_residence,
-            p.language,
-            p.age,
-            p.gender,
-            p.art_training,
-            p.source,
-            p.status,
-            _iso(p.started_at),
-            _iso(p.completed_at),
-            passed,
-            total,
-        )
+        row = {
+            "participant_id": p.pseudonym,
+            "study": study.slug,
+            "culture_group": p.culture_group,
+            "country_of_birth": p.country_of_birth,
+            "country_of_residence": p.country_of_residence,
+            "language": p.language,
+            "age": p.age,
+            "gender": spreadsheet_safe(p.gender),
+            "art_training": p.art_training,
+            "source": p.source,
+            "status": p.status,
+            "started_at": _iso(p.started_at),
+            "completed_at": _iso(p.completed_at),
+            "attention_passed": passed,
+            "attention_total": total,
+            "languages": ";".join(p.languages) if p.languages else None,
+        }
+        yield tuple(row[f.name] for f in PARTICIPANTS)
 
 
 def _stimulus_rows(session: Session, study: Study) -> Iterator[tuple]:
@@ -150,7 +175,16 @@ def _stimulus_rows(session: Session, study: Study) -> Iterator[tuple]:
         .execution_options(yield_per=BATCH)
     )
     for s, set_name in session.execute(query):
-        yield (s.key, set_name, s.culture, json.dumps(s.mix, sort_keys=True), s.method, s.seed, s.sha256)
+        row = {
+            "stimulus_id": s.key,
+            "stimulus_set": set_name,
+            "culture": s.culture,
+            "mix": json.dumps(s.mix, sort_keys=True),
+            "method": s.method,
+            "seed": s.seed,
+            "sha256": s.sha256,
+        }
+        yield tuple(row[f.name] for f in STIMULI)
 
 
 def _response_rows(session: Session, study: Study) -> Iterator[tuple]:
@@ -158,16 +192,17 @@ def _response_rows(session: Session, study: Study) -> Iterator[tuple]:
     query = (
         select(
             Response.response_id,
-            Participant.pseudonym,
-            Trial.position,
-            Trial.kind,
+            Participant.pseudonym.label("participant_id"),
+            Trial.position.label("trial_index"),
+            Trial.kind.label("trial_kind"),
             Trial.question_id,
-            stim_a.key,
-            stim_b.key,
+            stim_a.key.label("stimulus_id"),
+            stim_b.key.label("stimulus_id_b"),
             Response.value,
             Response.correct,
             Response.rt_ms,
             Response.created_at,
+            Response.hidden_ms,
         )
         .join(Trial, Trial.id == Response.trial_id)
         .join(Participant, Participant.id == Response.participant_id)
@@ -177,9 +212,12 @@ def _response_rows(session: Session, study: Study) -> Iterator[tuple]:
         .order_by(Response.participant_id, Trial.position)
         .execution_options(yield_per=BATCH)
     )
-    for row in session.execute(query):
-        value = row[7]
-        yield (*row[:7], int(value) if float(value).is_integer() else value, row[8], row[9], _iso(row[10]))
+    for found in session.execute(query):
+        row = dict(found._mapping)
+        value = row["value"]
+        row["value"] = int(value) if float(value).is_integer() else value
+        row["created_at"] = _iso(row["created_at"])
+        yield tuple(row[f.name] for f in RESPONSES)
 
 
 def _write_csv(path: Path, fields: list[Field], rows: Iterable[tuple]) -> int:

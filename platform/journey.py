@@ -2,7 +2,7 @@
 
 Each function runs inside the caller's session and commits nothing itself; the API commits once per
 request, so an answer is stored the moment its request returns 201. Errors are raised as JourneyError
-with an HTTP status and a stable code (DESIGN.md's error shape).
+with an HTTP status and a stable code (docs/contracts.md, the participant API's error shape).
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ from culturelab.platform.models import (
     utcnow,
 )
 from culturelab.platform.study import StudySpec
+from culturelab.platform.validation import background_problem
 
 
 class JourneyError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    """``field``: the request field the error is about, when a participant can correct it there."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.field = status, code, message, field
 
 
 _specs: dict[str, StudySpec] = {}
@@ -298,7 +301,8 @@ def record_background(session: Session, participant: ParticipantState, backgroun
     spec = spec_of(participant.study)
     group_key = background["culture_group"]
     if group_key not in [g.id for g in spec.culture_groups]:
-        raise JourneyError(400, "invalid", f"culture_group: {group_key!r} is not a group of this study")
+        problem = background_problem("culture_group")
+        raise JourneyError(400, "invalid", problem.message, problem.field)
     connection = session.connection()
     # Everything that needs no shared lock comes first: the questionnaire (this participant's row only; a
     # second questionnaire racing this one waits for it, then changes nothing) and the study's stimuli.
@@ -429,7 +433,8 @@ class Stored:
 
 
 def record_response(
-    session: Session, participant: ParticipantState, trial_id: int, response_id: str, value: int, rt_ms: int
+    session: Session, participant: ParticipantState, trial_id: int, response_id: str, value: int, rt_ms: int,
+    hidden_ms: int | None = None,
 ) -> Stored:
     """Stores one answer to the participant's current trial.
 
@@ -459,6 +464,7 @@ def record_response(
         connection.execute(_INSERT_RESPONSE, {
             "response_id": response_id, "participant_id": participant.id, "trial_id": trial.id, "value": value,
             "correct": (value == trial.expected) if trial.kind == "attention" else None, "rt_ms": rt_ms,
+            "hidden_ms": hidden_ms,
         })
     except IntegrityError:
         session.rollback()

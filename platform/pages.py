@@ -1,4 +1,4 @@
-"""Participant pages: the study link, then one page per stage of the journey.
+"""Participant pages: the study link, then one page per stage of the journey; and the error pages.
 
 The pages are thin: what a participant enters goes through the JSON API (static/participant.js), so
 the browser, the bots and the load tests exercise the same code and the same validation.
@@ -6,15 +6,20 @@ the browser, the bots and the load tests exercise the same code and the same val
 
 from __future__ import annotations
 
+import unicodedata
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, g, render_template, request, send_from_directory
-from flask_babel import get_locale
+from flask_babel import get_locale, gettext
+from pypinyin import lazy_pinyin
+from werkzeug.exceptions import HTTPException
 
-from culturelab.platform import journey
+from culturelab.platform import api, journey
 from culturelab.platform.db import get_session
 from culturelab.platform.extensions import LOCALES
-from culturelab.platform.validation import country_codes
+from culturelab.platform.opaque_ids import LENGTH as OPAQUE_LENGTH
+from culturelab.platform.opaque_ids import image_sha256
+from culturelab.platform.validation import MAX_LANGUAGES, country_codes
 
 bp = Blueprint("pages", __name__)
 
@@ -81,7 +86,11 @@ def participant_page(token: str):
     if stage == "consent":
         return render_template("participant/consent.html", **context)
     if stage == "background":
-        return render_template("participant/background.html", **context, countries=_countries(), languages=_languages())
+        common, others = _languages()
+        return render_template(
+            "participant/background.html", **context, countries=_countries(), common_languages=common,
+            other_languages=others, max_languages=MAX_LANGUAGES,
+        )
     if stage == "trials":
         return render_template("participant/trials.html", **context)
     if stage == "done":
@@ -91,21 +100,84 @@ def participant_page(token: str):
 
 
 def _countries() -> list[tuple[str, str]]:
-    names = get_locale().territories
-    return sorted(((code, names.get(code, code)) for code in country_codes()), key=lambda item: item[1])
-
-
-def _languages() -> list[tuple[str, str]]:
-    names = get_locale().languages
+    locale = get_locale()
+    names = locale.territories
     return sorted(
-        ((code, name) for code, name in names.items() if "_" not in code and len(code) in (2, 3)),
-        key=lambda item: item[1],
+        ((code, names.get(code, code)) for code in country_codes()),
+        key=lambda item: collation_key(item[1], locale.language),
     )
 
 
-@bp.get("/media/<sha256>.png")
-def media(sha256: str):
-    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+# Offered first in the language picker: the most spoken languages, first and second language speakers
+# together (Ethnologue 2023's top thirteen), so that most participants find theirs without searching.
+COMMON_LANGUAGES = ("en", "zh", "hi", "es", "fr", "ar", "bn", "pt", "ru", "ur", "id", "de", "ja")
+
+
+def collation_key(name: str, language: str) -> str:
+    """How a reader of ``language`` expects names sorted: Chinese by pinyin (as dictionaries and phone
+    contact lists do), others by letter, ignoring case and accents."""
+    if language == "zh":
+        return " ".join(lazy_pinyin(name, errors="default")).casefold()
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _languages() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The language picker's (code, name) pairs in the page's language: the common ones, then all others."""
+    locale = get_locale()
+    names = {code: name for code, name in locale.languages.items() if "_" not in code and len(code) in (2, 3)}
+
+    def ordered(codes) -> list[tuple[str, str]]:
+        return sorted(((code, names[code]) for code in codes), key=lambda item: collation_key(item[1], locale.language))
+
+    return ordered(c for c in COMMON_LANGUAGES if c in names), ordered(c for c in names if c not in COMMON_LANGUAGES)
+
+
+@bp.get("/media/<int:study>/<opaque>.png")
+def media(study: int, opaque: str):
+    """A study's image by its opaque id (opaque_ids): the URL names no culture, set, method or hash."""
+    sha256 = image_sha256(get_session(), study, opaque) if len(opaque) == OPAQUE_LENGTH else None
+    if sha256 is None:
         abort(404)
-    # Content-addressed: a URL's bytes never change, so browsers may keep them for good.
-    return send_from_directory(current_app.config["MEDIA_DIR"], f"{sha256}.png", max_age=31536000)
+    # The opaque id changes with the bytes, so a URL's bytes never change: browsers may keep them for good.
+    # The file is sent under a neutral name: nothing about the stimulus leaks through a download either.
+    return send_from_directory(
+        current_app.config["MEDIA_DIR"], f"{sha256}.png", max_age=31536000, download_name=f"{opaque}.png"
+    )
+
+
+@bp.app_context_processor
+def page_language() -> dict[str, str]:
+    """``<html lang>`` of every page (base.html): the participant's language where a page sets ``html_lang``,
+    else the language the page's own words are in."""
+    locale = get_locale()
+    return {"ui_lang": locale.language if locale else "en"}
+
+
+def error_page(exc: HTTPException):
+    """Errors as a styled page in the reader's language (the participant's, on a participant's page); under
+    /api/ in the API's JSON shape instead."""
+    if request.path.startswith("/api/"):
+        return api.http_error(exc)
+    code = exc.code or 500
+    if code == 404:
+        heading = gettext("Page not found")
+        text = gettext("There is no page at this address. If you followed a link to a study, please check that "
+                       "it was copied in full, or ask the researcher for the link again.")
+    elif code == 429:
+        heading = gettext("Too many requests")
+        text = gettext("Please wait a minute, then try again.")
+    elif code >= 500:
+        heading = gettext("Something went wrong")
+        text = gettext("The server could not show this page. Any answers you gave are saved. Please try again "
+                       "in a moment.")
+    else:
+        heading = gettext("This request could not be handled")
+        text = gettext("Please go back and try again.")
+    return render_template("error.html", code=code, heading=heading, text=text), code
+
+
+# Registered for the whole app by code, which Flask looks up before app.py's handler for HTTPException in
+# general: a 404 anywhere, a 500 from any view.
+for _code in (400, 403, 404, 405, 413, 429, 500):
+    bp.app_errorhandler(_code)(error_page)

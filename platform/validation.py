@@ -1,16 +1,19 @@
-"""Request bodies of the participant API (DESIGN.md), validated strictly with pydantic.
+"""Request bodies of the participant API (docs/contracts.md), validated strictly with pydantic.
 
 Strict types: "25" is not an age and 1.0 is not a Likert point; unknown fields are refused, so a typo in
-a client never silently drops data.
+a client never silently drops data. What a participant typed wrong is also said in plain words, in their
+language, naming the field (`Problem`), so that the page can show it next to that field.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Literal
 
 from babel import Locale, UnknownLocaleError
+from flask_babel import gettext
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 # CLDR territory codes that are not ISO 3166-1 countries (groupings, private use, exceptional
@@ -72,13 +75,17 @@ class Consent(Body):
     consent: bool
 
 
+MAX_LANGUAGES = 20
+MAX_GENDER = 64
+
+
 class Background(Body):
     culture_group: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     country_of_birth: Country | None = None
     country_of_residence: Country | None = None
-    languages: Annotated[list[LanguageTag], Field(max_length=20)] | None = None
+    languages: Annotated[list[LanguageTag], Field(max_length=MAX_LANGUAGES)] | None = None
     age: Annotated[int, Field(ge=18, le=120)] | None = None
-    gender: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+    gender: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_GENDER)] | None = None
     art_training: Annotated[int, Field(ge=0, le=3)] | None = None
 
 
@@ -88,10 +95,52 @@ class Answer(Body):
     value: int
     # Browser-measured, from stimulus onset to the answer; an hour bounds any honest trial.
     rt_ms: Annotated[int, Field(ge=0, le=3_600_000)]
+    # Of that time, how long the page was hidden or out of focus; absent when the client does not measure it.
+    hidden_ms: Annotated[int, Field(ge=0, le=3_600_000)] | None = None
 
 
 class Language(Body):
     language: LanguageTag
+
+
+@dataclass
+class Problem:
+    """One refused answer of the background questionnaire: the field, and what to do, in plain words."""
+
+    field: str
+    message: str
+
+
+def background_problem(field: str, error_type: str = "", max_length: int | None = None) -> Problem:
+    """The participant's words for a refused answer, in the current locale (force_locale around it)."""
+    if field == "culture_group":
+        message = gettext("Please choose the cultural background you identify with most.")
+    elif field in ("country_of_birth", "country_of_residence"):
+        message = gettext("Please choose a country from the list, or “Prefer not to say”.")
+    elif field == "languages" and error_type == "too_long":
+        message = gettext("Choose at most %(n)s languages.", n=max_length or MAX_LANGUAGES)
+    elif field == "languages":
+        message = gettext("Please choose languages from the list.")
+    elif field == "age":
+        message = gettext("Please enter your age in years (18 to 120), or leave it empty.")
+    elif field == "gender":
+        message = gettext("Please describe your gender in at most %(n)s characters.", n=MAX_GENDER)
+    elif field == "art_training":
+        message = gettext("Please choose one of the answers about training in art or design.")
+    else:
+        message = gettext("This questionnaire has no question “%(name)s”. Please reload the page.", name=field)
+    return Problem(field, message)
+
+
+def background_problems(exc: ValidationError) -> list[Problem]:
+    """Each refused field once, in the questionnaire's order, in the participant's words."""
+    order = list(Background.model_fields)
+    found: dict[str, Problem] = {}
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "culture_group"
+        if field not in found:
+            found[field] = background_problem(field, err["type"], (err.get("ctx") or {}).get("max_length"))
+    return sorted(found.values(), key=lambda p: order.index(p.field) if p.field in order else len(order))
 
 
 def describe(exc: ValidationError) -> str:

@@ -1,4 +1,4 @@
-// The participant's pages talk to the JSON API (DESIGN.md); this file is their only script.
+// The participant's pages talk to the JSON API (docs/contracts.md); this file is their only script.
 // Answers are sent the moment they are given and retried with the same response_id until the server
 // confirms, so a double click or a lost reply never stores an answer twice, and an answer that was not
 // yet confirmed when the page was closed is kept in localStorage and sent again when it is reopened.
@@ -40,7 +40,40 @@ const CultureLab = (() => {
     const box = $("error");
     box.textContent = message || "";
     box.hidden = !message;
+    if (message) box.scrollIntoView({ block: "nearest" });
   }
+
+  // How long the page has been hidden (another tab, a minimised window) or out of focus (another window in
+  // front), as jsPsych's interaction data records it: answers given after a long absence are not the quick
+  // impressions a trial asks for, and the analysis may set them aside (Contract 2's hidden_ms).
+  const absence = (() => {
+    let total = 0;
+    let since = null;
+    const away = () => document.hidden || !document.hasFocus();
+    const update = () => {
+      const now = performance.now();
+      if (away()) {
+        if (since === null) since = now;
+      } else if (since !== null) {
+        total += now - since;
+        since = null;
+      }
+    };
+    document.addEventListener("visibilitychange", update);
+    window.addEventListener("blur", update);
+    window.addEventListener("focus", update);
+    return {
+      // Starts counting from now (a trial's images are on screen); read() gives the milliseconds away since.
+      reset() {
+        total = 0;
+        since = away() ? performance.now() : null;
+      },
+      read() {
+        update();
+        return Math.round(total + (since === null ? 0 : performance.now() - since));
+      },
+    };
+  })();
 
   function uuid4() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -129,7 +162,8 @@ const CultureLab = (() => {
 
   function consent() {
     const d = page();
-    const buttons = [$("consent-yes"), $("consent-no")];
+    const buttons = [$("consent-yes"), $("consent-no"), $("decline-final"), $("decline-back")];
+    const confirm = $("decline-confirm");
     const send = async (value) => {
       buttons.forEach((b) => (b.disabled = true));
       const { status, json } = await call("POST", `${d.api}/consent`, { consent: value });
@@ -139,8 +173,21 @@ const CultureLab = (() => {
       }
       location.reload(); // the server renders the next stage
     };
+    // Declining is final (the participation ends), so it is asked once more, in the page.
+    const askAgain = (open) => {
+      confirm.hidden = !open;
+      $("consent-choices").hidden = open;
+      if (open) {
+        confirm.scrollIntoView({ block: "center" });
+        $("decline-question").focus({ preventScroll: true });
+      } else {
+        $("consent-no").focus();
+      }
+    };
     $("consent-yes").addEventListener("click", () => send(true));
-    $("consent-no").addEventListener("click", () => send(false));
+    $("consent-no").addEventListener("click", () => askAgain(true));
+    $("decline-back").addEventListener("click", () => askAgain(false));
+    $("decline-final").addEventListener("click", () => send(false));
   }
 
   function background() {
@@ -148,20 +195,25 @@ const CultureLab = (() => {
     const form = $("background");
     const submit = form.querySelector("button[type=submit]");
     const selfDescribed = form.elements.gender_text;
+    const list = $("language-list");
+    const maxLanguages = Number(list.dataset.max);
 
     // The language list is long: a filter box narrows it; ticked languages stay in view.
     const filter = $("language-filter");
     filter.addEventListener("input", () => {
       const q = filter.value.trim().toLowerCase();
-      form.querySelectorAll("#language-list label").forEach((label) => {
+      list.querySelectorAll("label").forEach((label) => {
         const box = label.querySelector("input");
         label.hidden = q !== "" && !box.checked && !label.textContent.toLowerCase().includes(q) && !box.value.startsWith(q);
       });
+      list.querySelectorAll(".group-label").forEach((heading) => (heading.hidden = q !== ""));
     });
     const chosen = $("languages-chosen");
-    form.querySelector("#language-list").addEventListener("change", () => {
-      const names = [...form.querySelectorAll("input[name=languages]:checked")].map((box) => box.nextElementSibling.textContent);
+    const ticked = () => [...form.querySelectorAll("input[name=languages]:checked")];
+    list.addEventListener("change", () => {
+      const names = ticked().map((box) => box.nextElementSibling.textContent);
       chosen.textContent = names.length ? `${d.text.chosen} ${names.join(", ")}` : "";
+      if (names.length <= maxLanguages) clearError("languages");
     });
     form.querySelectorAll("input[name=gender]").forEach((radio) =>
       radio.addEventListener("change", () => {
@@ -170,23 +222,53 @@ const CultureLab = (() => {
       })
     );
 
+    // An error is shown right below the question it is about, scrolled into view, announced (role=alert,
+    // and tied to the field by aria-describedby) and the field focused, so the participant can fix it.
+    const fieldOf = (name) => form.querySelector(`[data-field="${name}"]`);
+    function clearError(name) {
+      const box = $(`error-${name}`);
+      if (!box) return;
+      box.hidden = true;
+      box.textContent = "";
+      fieldOf(name).querySelectorAll("input, select").forEach((el) => el.removeAttribute("aria-invalid"));
+    }
+    function fieldError(name, message) {
+      const box = $(`error-${name}`);
+      if (!box) return showError(message); // not a question of this form: below the button
+      box.textContent = message;
+      box.hidden = false;
+      const container = fieldOf(name);
+      const inputs = [...container.querySelectorAll("input:not([type=search]):not(:disabled), select")];
+      inputs.forEach((el) => el.setAttribute("aria-invalid", "true"));
+      const focus = inputs.find((el) => el.checked) || inputs[0];
+      container.scrollIntoView({ block: "start", behavior: "instant" });
+      if (focus) focus.focus({ preventScroll: true });
+    }
+    form.addEventListener("change", (event) => {
+      const container = event.target.closest("[data-field]");
+      if (container && container.dataset.field !== "languages") clearError(container.dataset.field);
+    });
+
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
+      form.querySelectorAll("[data-field]").forEach((el) => clearError(el.dataset.field));
+      showError("");
       const f = new FormData(form);
       const body = {};
-      const fail = (message, field) => {
-        showError(message);
-        if (field) field.focus();
-      };
-      if (!f.get("culture_group")) return fail(d.text.need_group, form.querySelector("input[name=culture_group]"));
+      if (!f.get("culture_group")) return fieldError("culture_group", d.text.need_group);
       body.culture_group = f.get("culture_group");
       for (const name of ["country_of_birth", "country_of_residence"]) {
         if (f.get(name)) body[name] = f.get(name);
       }
+      const languages = f.getAll("languages");
+      if (languages.length > maxLanguages) {
+        return fieldError("languages", fill(d.text.too_many_languages, { n: maxLanguages }));
+      }
+      if (languages.length) body.languages = languages;
       const age = String(f.get("age") || "").trim();
       if (age !== "" || form.elements.age.validity.badInput) {
         const n = Number(age);
-        if (!Number.isInteger(n) || n < 18 || n > 120) return fail(d.text.bad_age, form.elements.age);
+        if (!Number.isInteger(n) || n < 18 || n > 120) return fieldError("age", d.text.bad_age);
         body.age = n;
       }
       const gender = f.get("gender");
@@ -197,14 +279,12 @@ const CultureLab = (() => {
         body.gender = gender;
       }
       if (f.get("art_training")) body.art_training = Number(f.get("art_training"));
-      const languages = f.getAll("languages");
-      if (languages.length) body.languages = languages;
       submit.disabled = true;
-      showError("");
       const { status, json } = await call("POST", `${d.api}/background`, body);
       if (status >= 400 && json.error.code !== "quota_full" && json.error.code !== "background_already_given") {
         submit.disabled = false;
-        return showError(json.error.message);
+        // The server says which question, in the participant's language.
+        return json.error.field ? fieldError(json.error.field, json.error.message) : showError(json.error.message);
       }
       location.reload(); // trials, or the page saying the group is full
     });
@@ -236,6 +316,9 @@ const CultureLab = (() => {
     );
   }
 
+  const MAX_SCALE = 8;
+  const PIXELATED_UP_TO = 128; // px of the image itself
+
   function trials(withPractice) {
     const d = page();
     const pendingKey = `culturelab:pending:${d.token}`;
@@ -245,8 +328,8 @@ const CultureLab = (() => {
       $("status").textContent = text || "";
     }
 
-    // Draws one trial; onAnswer(value, rt_ms) is called once, with the reaction time measured from
-    // the moment the images were on screen.
+    // Draws one trial; onAnswer(value, rt_ms, hidden_ms) is called once, with the reaction time measured
+    // from the moment the images were on screen, and how long of it the page was hidden or out of focus.
     function renderTrial(trial, onAnswer, isPractice) {
       $("instructions").hidden = true;
       const section = $("trial");
@@ -272,13 +355,21 @@ const CultureLab = (() => {
       let done = false;
       let onKey = () => {};
       const controls = () => [...answer.querySelectorAll("button, input"), ...images.querySelectorAll("button")];
-      const give = (value) => {
+      const give = (value, control) => {
         if (done || shownAt === null) return;
         done = true;
         document.removeEventListener("keydown", keydown);
         controls().forEach((el) => (el.disabled = true));
+        // The answer given stays marked until the next trial replaces this one.
+        const chosen = control || answer.querySelector(`.likert button[data-value="${value}"]`) ||
+          images.querySelector(`.pick[data-value="${value}"]`) || answer.querySelector("button.next");
+        if (chosen) {
+          chosen.classList.add("chosen");
+          chosen.setAttribute("aria-pressed", "true");
+        }
         // The API takes up to an hour; a page left open longer still stores its answer.
-        onAnswer(value, Math.min(3600000, Math.round(performance.now() - shownAt)));
+        const cap = (ms) => Math.min(3600000, Math.round(ms));
+        onAnswer(value, cap(performance.now() - shownAt), cap(absence.read()));
       };
       const keydown = (e) => {
         if (e.ctrlKey || e.metaKey || e.altKey || e.repeat || shownAt === null) return;
@@ -296,7 +387,7 @@ const CultureLab = (() => {
           b.type = "button";
           b.textContent = v;
           b.dataset.value = v;
-          b.addEventListener("click", () => give(v));
+          b.addEventListener("click", () => give(v, b));
           row.append(b);
         }
         row.style.setProperty("--points", String(max - min + 1));
@@ -334,12 +425,12 @@ const CultureLab = (() => {
           go.disabled = false;
           setStatus("");
         });
-        go.addEventListener("click", () => give(Number(input.value)));
+        go.addEventListener("click", () => give(Number(input.value), go));
         answer.append(input, anchors(labels || ["0", "100"]), go);
         onKey = (e) => {
           if (e.key === "Enter" && !go.disabled) {
             e.preventDefault();
-            give(Number(input.value));
+            give(Number(input.value), go);
           }
         };
       } else if (trial.kind === "choice") {
@@ -357,6 +448,14 @@ const CultureLab = (() => {
         loaded.forEach((img, i) => {
           img.alt = "";
           img.draggable = false;
+          // Never larger than MAX_SCALE times the image's own size: a small generated image blown up to
+          // fill the screen shows the browser's interpolation more than the image. Small images are drawn
+          // with crisp pixels (pixelated) rather than blurred, so participants see the pixels the generator
+          // made; large ones are scaled smoothly.
+          if (img.naturalWidth) {
+            img.style.maxWidth = `${img.naturalWidth * MAX_SCALE}px`;
+            img.classList.toggle("pixelated", img.naturalWidth <= PIXELATED_UP_TO);
+          }
           if (trial.kind === "choice") {
             const b = document.createElement("button");
             b.type = "button";
@@ -364,7 +463,7 @@ const CultureLab = (() => {
             b.dataset.value = i;
             b.setAttribute("aria-label", i === 0 ? d.text.left : d.text.right);
             b.append(img);
-            b.addEventListener("click", () => give(i));
+            b.addEventListener("click", () => give(i, b));
             images.append(b);
           } else {
             images.append(img);
@@ -375,6 +474,7 @@ const CultureLab = (() => {
         if (next) next.disabled = true;
         document.addEventListener("keydown", keydown);
         shownAt = performance.now();
+        absence.reset();
         section.dataset.ready = "true";
         const slider = answer.querySelector("input[type=range]");
         if (slider && !matchMedia("(pointer: coarse)").matches) slider.focus({ preventScroll: true });
@@ -431,8 +531,8 @@ const CultureLab = (() => {
         return;
       }
       preload(next);
-      renderTrial(next.trial, async (value, rt) => {
-        show(await send({ trial_id: next.trial.id, response_id: uuid4(), value, rt_ms: rt }));
+      renderTrial(next.trial, async (value, rt, hidden) => {
+        show(await send({ trial_id: next.trial.id, response_id: uuid4(), value, rt_ms: rt, hidden_ms: hidden }));
       });
     }
 
@@ -465,21 +565,11 @@ const CultureLab = (() => {
     begin();
   }
 
-  // The completion page: count down, then go back to the recruitment site (the code is in the URL), or,
-  // for an MTurk worker, submit the HIT (the form posts the assignment id to MTurk).
-  function done(redirectUrl, seconds) {
-    const d = page();
-    const form = $("mturk-submit");
-    if (!redirectUrl && !form) return;
-    const countdown = $("countdown");
-    let left = seconds;
-    const tick = () => {
-      countdown.textContent = fill(form ? d.text.submit_in : d.text.redirect_in, { s: left });
-      if (left-- > 0) setTimeout(tick, 1000);
-      else if (form) form.submit();
-      else location.assign(redirectUrl);
-    };
-    tick();
+  // The completion page: the code, and a button to go on (back to the recruitment site, or submitting the
+  // MTurk HIT) whenever the participant is ready; it has the focus, so Enter goes on at once.
+  function done() {
+    const next = $("continue") || $("redirect");
+    if (next && !matchMedia("(pointer: coarse)").matches) next.focus({ preventScroll: true });
   }
 
   return { start, consent, background, trials, done };

@@ -1,4 +1,5 @@
-"""Every bad request gets a 4xx in DESIGN.md's error shape, stores nothing, and leaves earlier answers alone."""
+"""Every bad request gets a 4xx in the API's error shape (docs/contracts.md), stores nothing, and leaves earlier
+answers alone; what a participant typed wrong is said in plain words, in their language, naming the field."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ def snapshot(app):
         return responses, participants
 
 
-def assert_error(r, status, code=None):
+def assert_error(r, status, code=None, field=None):
     assert r.status_code == status, r.data
     body = r.get_json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"} | ({"field"} if field else set())
+    if field:
+        assert body["error"]["field"] == field, body
     assert "Traceback" not in body["error"]["message"]
     if code:
         assert body["error"]["code"] == code, body
@@ -152,27 +155,34 @@ def test_bad_participant_creation(app, client, load, body, code):
 
 
 @pytest.mark.parametrize(
-    "change,path",
+    "change,path,en,zh",
     [
-        ({"culture_group": "martian"}, "culture_group"),
-        ({"country_of_birth": "XX"}, "country_of_birth"),
-        ({"country_of_residence": "gb"}, "country_of_residence"),
-        ({"languages": ["en", "klingon!"]}, "languages"),
-        ({"languages": "en"}, "languages"),
-        ({"age": 17}, "age"),
-        ({"age": 121}, "age"),
-        ({"age": "30"}, "age"),
-        ({"gender": "x" * 65}, "gender"),
-        ({"art_training": 4}, "art_training"),
-        ({"favourite_colour": "blue"}, "favourite_colour"),
+        ({"culture_group": "martian"}, "culture_group", "Please choose the cultural background", "请选择"),
+        ({"culture_group": ""}, "culture_group", "Please choose the cultural background", "请选择"),
+        ({"country_of_birth": "XX"}, "country_of_birth", "Please choose a country from the list", "国家"),
+        ({"country_of_residence": "gb"}, "country_of_residence", "Please choose a country from the list", "国家"),
+        ({"languages": ["en", "klingon!"]}, "languages", "Please choose languages from the list.", "语言"),
+        ({"languages": "en"}, "languages", "Please choose languages from the list.", "语言"),
+        ({"languages": ["en"] * 21}, "languages", "Choose at most 20 languages.", "最多选择 20 种语言"),
+        ({"age": 17}, "age", "Please enter your age in years (18 to 120)", "18"),
+        ({"age": 121}, "age", "Please enter your age in years (18 to 120)", "120"),
+        ({"age": "30"}, "age", "Please enter your age in years (18 to 120)", "年龄"),
+        ({"gender": "x" * 65}, "gender", "Please describe your gender in at most 64 characters.", "64"),
+        ({"art_training": 4}, "art_training", "Please choose one of the answers about training in art", "艺术"),
+        ({"favourite_colour": "blue"}, "favourite_colour", "no question “favourite_colour”", "favourite_colour"),
     ],
 )
-def test_bad_background_is_400_naming_the_field(app, client, load, change, path):
-    bot = Bot(client, load())
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_bad_background_is_400_in_plain_words_naming_the_field(app, client, load, change, path, en, zh, language):
+    bot = Bot(client, load(), language=language)
     bot.consent()
     r = bot.background(**change)
-    assert_error(r, 400, "invalid")
-    assert path in r.get_json()["error"]["message"]
+    assert_error(r, 400, "invalid", field=path)
+    message = r.get_json()["error"]["message"]
+    assert (en if language == "en" else zh) in message
+    # Never pydantic's wording ("Input should be…", "List should have at most 20 items after validation")
+    # nor the developer's "field: problem" form.
+    assert "validation" not in message and "should" not in message.lower() and f"{path}:" not in message
     # Nothing was taken: the participant can still answer correctly, and no quota place was used.
     assert bot.background().status_code == 200
 

@@ -1,16 +1,18 @@
-"""Contract 2: the export data package, exactly the columns of DESIGN.md, in CSV and Parquet."""
+"""Contract 2: the export data package, exactly the columns of docs/contracts.md, in CSV and Parquet, read
+back by the analysis loader."""
 
 from __future__ import annotations
 
 import csv
 import json
+import uuid
 
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import update
 
 from culturelab.platform.db import session_scope
-from culturelab.platform.export import export_study
+from culturelab.platform.export import export_study, spreadsheet_safe
 from culturelab.platform.models import Participant
 
 from bot import Bot
@@ -31,6 +33,7 @@ PARTICIPANT_COLUMNS = [
     "completed_at",
     "attention_passed",
     "attention_total",
+    "languages",
 ]
 STIMULUS_COLUMNS = ["stimulus_id", "stimulus_set", "culture", "mix", "method", "seed", "sha256"]
 RESPONSE_COLUMNS = [
@@ -45,6 +48,7 @@ RESPONSE_COLUMNS = [
     "correct",
     "rt_ms",
     "created_at",
+    "hidden_ms",
 ]
 
 
@@ -93,6 +97,8 @@ def test_csv_package_has_the_contract_columns_and_rows(app, collected, tmp_path)
         completed["age"],
     ) == ("west_african", "prolific", "2", "2", "30")
     assert completed["completed_at"].endswith("Z")
+    assert completed["languages"] == "ja;en"  # BCP 47 tags, in the order ticked
+    assert next(p for p in people if p["status"] == "screened_out")["languages"] == ""
 
     responses = read_csv(out / "responses.csv")
     assert [r["trial_index"] for r in responses] == [str(i) for i in range(14)]
@@ -105,6 +111,7 @@ def test_csv_package_has_the_contract_columns_and_rows(app, collected, tmp_path)
             assert r["stimulus_id_b"] == ""
         assert r["correct"] == ("true" if r["trial_kind"] == "attention" else "")
         assert int(r["rt_ms"]) == 800
+        assert r["hidden_ms"] == ""  # the bot does not measure it
     stimuli = read_csv(out / "stimuli.csv")
     assert json.loads(stimuli[0]["mix"]) == {stimuli[0]["culture"]: 1.0}
 
@@ -148,3 +155,76 @@ def test_export_replaces_an_earlier_package_and_refuses_unknown_studies(app, col
             export_study(session, "nope", tmp_path / "x")
     assert not (out / "stale.txt").exists()
     assert not (tmp_path / "x").exists()
+
+
+def test_hidden_time_is_stored_and_exported_after_the_response_columns(app, client, load, tmp_path):
+    bot = Bot(client, load())
+    bot.consent(), bot.background()
+    trial = bot.next()["trial"]
+    body = {"trial_id": trial["id"], "response_id": str(uuid.uuid4()), "value": Bot.good_value(trial),
+            "rt_ms": 5200, "hidden_ms": 4100}
+    assert client.post(f"{bot.base}/responses", json=body).status_code == 201
+    with session_scope(app) as session:
+        export_study(session, "motif-test", tmp_path / "csv")
+        export_study(session, "motif-test", tmp_path / "pq", "parquet")
+    (row,) = read_csv(tmp_path / "csv" / "responses.csv")
+    assert (row["rt_ms"], row["hidden_ms"]) == ("5200", "4100")
+    assert pq.read_table(tmp_path / "pq" / "responses.parquet").column("hidden_ms").to_pylist() == [4100]
+    package = json.loads((tmp_path / "csv" / "datapackage.json").read_text(encoding="utf-8"))
+    fields = {r["name"]: r["schema"]["fields"] for r in package["resources"]}
+    assert fields["responses"][-1]["name"] == "hidden_ms" and fields["responses"][-1]["type"] == "integer"
+    assert fields["participants"][-1]["name"] == "languages"
+
+
+FORMULAS = ['=HYPERLINK("https://example.org","x")', "+1", "-2+3", "@SUM(A1)", "'quoted", "plain - text"]
+
+
+@pytest.mark.parametrize("gender", FORMULAS)
+def test_typed_text_cannot_run_as_a_spreadsheet_formula(app, client, load, tmp_path, gender):
+    bot = Bot(client, load())
+    bot.consent()
+    assert bot.background(gender=gender).status_code == 200
+    with session_scope(app) as session:
+        export_study(session, "motif-test", tmp_path / "csv")
+    (person,) = read_csv(tmp_path / "csv" / "participants.csv")
+    if gender[0] in "=+-@'":
+        assert person["gender"] == "'" + gender  # one apostrophe: text, not a formula
+    else:
+        assert person["gender"] == gender
+
+
+def test_tab_and_carriage_return_starts_are_escaped_too():
+    # Not reachable through the questionnaire (it strips surrounding whitespace), but part of the rule.
+    assert [spreadsheet_safe(t) for t in ("\tx", "\rx", "x\t", "", None)] == ["'\tx", "'\rx", "x\t", "", None]
+
+
+def test_the_analysis_loader_reads_every_exported_column_and_the_text_unchanged(app, client, load, tmp_path):
+    """The platform writes Contract 2, the analysis reads it: same columns, same values, typed text included."""
+    from culturelab.analysis.load import load_package
+
+    slug = load()
+    formula = '=HYPERLINK("https://example.org","click")'
+    bot = Bot(client, slug)
+    bot.consent(), bot.background(gender=formula)
+    nxt = bot.next()
+    while not nxt["done"]:
+        trial = nxt["trial"]
+        body = {"trial_id": trial["id"], "response_id": str(uuid.uuid4()), "value": Bot.good_value(trial),
+                "rt_ms": 900, "hidden_ms": 25 * trial["index"]}
+        nxt = client.post(f"{bot.base}/responses", json=body).get_json()["next"]
+    Bot(client, slug).consent(False)
+    for fmt in ("csv", "parquet"):
+        out = tmp_path / fmt
+        with session_scope(app) as session:
+            export_study(session, slug, out, fmt)
+        package = load_package(out)
+        exported = json.loads((out / "datapackage.json").read_text(encoding="utf-8"))
+        for resource in exported["resources"]:
+            columns = [f["name"] for f in resource["schema"]["fields"]]
+            frame = getattr(package, resource["name"])
+            assert [c for c in frame.columns if c in columns] == columns, (fmt, resource["name"])
+        people = package.participants.set_index("status")
+        assert people.loc["completed", "gender"] == formula, fmt
+        assert people.loc["completed", "languages"] == "ja;en", fmt
+        hidden = package.responses.sort_values("trial_index")["hidden_ms"].astype(int).tolist()
+        assert hidden == [25 * i for i in range(14)], fmt
