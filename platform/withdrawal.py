@@ -11,6 +11,7 @@ researcher who owns the study can delete a participant outright. Exports and rep
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, render_template, request
+from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -80,20 +81,23 @@ def withdraw_page():
     if request.args.get("lang") in LOCALES:
         g.locale = request.args["lang"]
     form = WithdrawForm(code=request.args.get("code", ""))
-    page = "withdrawal/withdraw.html"
+
+    def page(**context):
+        return render_template("withdrawal/withdraw.html", locale=str(get_locale()), **context)
+
     if not form.validate_on_submit():
-        return render_template(page, form=form, outcome=None), 200 if request.method == "GET" else 400
+        return page(form=form, outcome=None), 200 if request.method == "GET" else 400
     session = get_session()
     try:
         # Codes are short: guessing them is slowed down like sign-in is, for every server process at once.
         limit = current_app.config.get("WITHDRAW_LIMIT", "10/minute")
         count_by_address(session, "withdraw", request.remote_addr, limit)
     except Throttled as exc:
-        return render_template(page, form=form, outcome="throttled"), 429, {"Retry-After": str(exc.retry_after)}
+        return page(form=form, outcome="throttled"), 429, {"Retry-After": str(exc.retry_after)}
     participant = find_by_code(session, form.code.data)
     if participant is None:
-        return render_template(page, form=form, outcome="unknown"), 404
+        return page(form=form, outcome="unknown"), 404
     if participant.status != "withdrawn":
         withdraw(session, participant)
         session.commit()
-    return render_template(page, form=None, outcome="withdrawn")
+    return page(form=None, outcome="withdrawn")
