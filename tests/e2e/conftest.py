@@ -82,13 +82,14 @@ def live(chromium, tmp_path_factory) -> Iterator[Live]:
 
 @pytest.fixture
 def browser(chromium, tmp_path) -> Iterator[Callable]:
-    """Starts headless Chromium: browser() is a desktop window, browser(phone=True) a phone (390x844)."""
+    """Starts headless Chromium: browser() is a desktop window, browser(phone=True) a phone (390x844);
+    ``language`` sets the languages the browser asks for (Accept-Language), e.g. "zh-CN,zh"."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     drivers = []
 
-    def start(phone: bool = False):
+    def start(phone: bool = False, language: str | None = None):
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -96,6 +97,8 @@ def browser(chromium, tmp_path) -> Iterator[Callable]:
                     "--disable-sync", "--disable-extensions", "--hide-scrollbars",
                     f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path, prefix='chromium-')}"):
             options.add_argument(arg)
+        if language:
+            options.add_experimental_option("prefs", {"intl.accept_languages": language})
         if phone:
             options.add_experimental_option("mobileEmulation", {"deviceMetrics": PHONE, "userAgent": PHONE_UA})
         else:
