@@ -26,15 +26,12 @@ import json
 import multiprocessing
 import os
 import random
-import re
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +44,8 @@ from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from sqlalchemy import create_engine, make_url, select, text
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from culturelab.platform import bots
+from culturelab.platform.bots import Reply
 from culturelab.platform.cli import default_workers
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "platform"))
@@ -193,98 +192,51 @@ def server(env: dict[str, str], port: int, workers: int, threads: int, log: Path
 
 # -- the simulated participants ---------------------------------------------------------------------------
 
-@dataclass
-class Tally:
-    latencies: dict[str, list[float]] = field(default_factory=dict)  # request kind -> seconds
-    errors: Counter = field(default_factory=Counter)  # "kind status/exception" -> count
-    retries: int = 0  # answers sent again (same response_id) after a connection failed
-    cpu_s: float = 0.0  # CPU time of this client process
-    started: float = float("inf")  # wall clock (time.time) of the first request, and the end of the last
-    ended: float = 0.0
-    acknowledged: list[str] = field(default_factory=list)  # response_ids answered 201/200
-    completed: int = 0
+class GeventTransport:
+    """The project's bot (culturelab.platform.bots) over one keep-alive gevent connection, like a browser tab.
+    An answer whose connection fails after sending is sent again with the same response_id (the page does
+    the same; the server stores it once), up to twice."""
 
-
-class Participant:
-    """One participant on the API, as the browser page walks it (DESIGN.md, participant API)."""
-
-    def __init__(self, port: int, tally: Tally, think: float, rng: random.Random):
-        # One keep-alive connection per participant, like a browser tab.
+    def __init__(self, port: int, tally: Tally):
         self.http = HTTPClient("127.0.0.1", port, concurrency=1, connection_timeout=10, network_timeout=60)
-        self.tally, self.think, self.rng = tally, think, rng
+        self.tally = tally
 
-    def call(self, kind: str, method: str, path: str, body: dict | None, ok: tuple[int, ...],
-             resend: int = 0) -> dict | None:
-        """One request; ``resend`` times more if the connection fails after sending (answers only: the page
-        resends an answer with the same response_id until it gets a reply, DESIGN.md)."""
+    def request(self, method: str, path: str, body: dict | None = None) -> Reply:
         data = b"" if body is None else json.dumps(body).encode()
+        resend = 2 if path.endswith("/responses") else 0
         self.tally.started = min(self.tally.started, time.time())
-        start = time.perf_counter()
         for attempt in range(resend + 1):
             try:
                 # geventhttpclient reopens a keep-alive connection found closed before the request went out.
                 response = self.http.request(method, path, body=data, headers={"Content-Type": "application/json"})
-                status, payload = response.status_code, response.read()
-                break
+                reply = Reply(response.status_code, response.get("content-type", ""), response.read())
+                self.tally.ended = time.time()
+                return reply
             except (OSError, HTTPConnectionClosed, HTTPParseError) as exc:
                 if attempt == resend:
-                    self.tally.errors[f"{kind} {type(exc).__name__}"] += 1
-                    return None
+                    raise ConnectionError(type(exc).__name__) from exc
                 self.tally.retries += 1
-        self.tally.latencies.setdefault(kind, []).append(time.perf_counter() - start)
-        self.tally.ended = time.time()
-        if status not in ok:
-            self.tally.errors[f"{kind} {status}"] += 1
-            return None
-        return json.loads(payload)
-
-    def pause(self) -> None:
-        gevent.sleep(self.think * self.rng.uniform(0.5, 1.5))
-
-    def run(self) -> None:
-        created = self.call("create", "POST", f"/api/v1/studies/{SLUG}/participants", {"language": "en"}, (201,))
-        if created is None:
-            return
-        base = f"/api/v1/participants/{created['token']}"
-        self.pause()
-        if self.call("consent", "POST", f"{base}/consent", {"consent": True}, (200,)) is None:
-            return
-        self.pause()
-        background = {"culture_group": self.rng.choice(GROUPS), "country_of_birth": "JP",
-                      "country_of_residence": "GB", "languages": ["ja", "en"], "age": 30, "gender": "female",
-                      "art_training": 1}
-        if self.call("background", "POST", f"{base}/background", background, (200,)) is None:
-            return
-        nxt = self.call("next", "GET", f"{base}/next", None, (200,))
-        while nxt is not None and not nxt["done"]:
-            self.pause()
-            trial = nxt["trial"]
-            response_id = str(uuid.uuid4())
-            answer = {"trial_id": trial["id"], "response_id": response_id, "value": self.value(trial),
-                      "rt_ms": self.rng.randint(300, 3000)}
-            reply = self.call("response", "POST", f"{base}/responses", answer, (201, 200), resend=2)
-            if reply is None:
-                return
-            self.tally.acknowledged.append(response_id)
-            nxt = reply["next"]
-        if nxt is not None:
-            self.tally.completed += 1
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.http.close()
 
-    def value(self, trial: dict) -> int:
-        if trial["kind"] == "attention":
-            return int(re.search(r"\d+", trial["question"]["text"]).group())
-        scale = trial["question"]["scale"]
-        return self.rng.randint(scale["min"], scale["max"])
+
+@dataclass
+class Tally:
+    bots: bots.Tally = field(default_factory=bots.Tally)
+    retries: int = 0  # answers sent again (same response_id) after a connection failed
+    cpu_s: float = 0.0  # CPU time of this client process
+    started: float = float("inf")  # wall clock (time.time) of the first request, and the end of the last
+    ended: float = 0.0
 
 
 def client_process(port: int, participants: int, concurrency: int, think: float, ramp: float, seed: int) -> Tally:
     """Runs `participants` participants, `concurrency` at a time, each starting within the ramp.
 
     Each participant is a greenlet (gevent) on its own connection: thousands of them cost one thread, so
-    the load generator takes little of the CPU it shares with the server.
+    the load generator takes little of the CPU it shares with the server. They answer like `culturelab
+    bots --profile honest` but do not download the images (the figures in docs/load.md are for the API).
     """
     tally = Tally()
     cpu_start = time.process_time()
@@ -296,11 +248,15 @@ def client_process(port: int, participants: int, concurrency: int, think: float,
         gevent.sleep(local.uniform(0, ramp))
         while queue:  # greenlets switch only while waiting, so this check and pop are atomic
             queue.pop()
-            participant = Participant(port, tally, think, local)
+            transport = GeventTransport(port, tally)
+            participant = bots.Participant(
+                transport, SLUG, rng=local, fetch_images=False,
+                think=lambda: gevent.sleep(think * local.uniform(0.5, 1.5)),
+            )
             try:
-                participant.run()
+                tally.bots.add(participant.walk(local.choice(GROUPS)))
             finally:
-                participant.close()
+                transport.close()
 
     gevent.joinall([gevent.spawn(worker, i) for i in range(concurrency)], raise_error=True)
     tally.cpu_s = time.process_time() - cpu_start
@@ -398,17 +354,11 @@ def main(participants: int, concurrency: int | None, trials: int, think_ms: int,
 
         stored = stored_response_ids(database_url)
 
-    latencies: dict[str, list[float]] = {}
-    errors: Counter = Counter()
-    acknowledged: set[str] = set()
-    completed = retries = 0
+    total = bots.Tally()
     for tally in tallies:
-        for kind, values in tally.latencies.items():
-            latencies.setdefault(kind, []).extend(values)
-        errors.update(tally.errors)
-        acknowledged.update(tally.acknowledged)
-        completed += tally.completed
-        retries += tally.retries
+        total.add(tally.bots)
+    latencies, errors, acknowledged = total.latencies, total.errors, set(total.acknowledged)
+    completed, retries = total.completed, sum(tally.retries for tally in tallies)
     every = [v for values in latencies.values() for v in values]
     cpu_client = sum(tally.cpu_s for tally in tallies)
     answers = latencies.get("response", [])

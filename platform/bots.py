@@ -181,6 +181,7 @@ class Participant:
         knowledge: StudyKnowledge | None = None,
         rng: random.Random | None = None,
         think: Callable[[], None] | None = None,
+        fetch_images: bool = True,
     ):
         if profile not in PROFILES:
             raise ValueError(f"unknown bot profile {profile!r} (one of {', '.join(PROFILES)})")
@@ -189,6 +190,7 @@ class Participant:
         self.profile, self.in_group_d, self.knowledge = profile, in_group_d, knowledge
         self.rng = rng or random.Random()
         self.think = think or (lambda: None)
+        self.fetch_images = fetch_images
         self.tally = Tally()
         self.token: str | None = None
         self.resume = False
@@ -270,7 +272,7 @@ class Participant:
             nxt = self._expect("next", self.call("next", "GET", f"{self.base}/next"), 200)
             while not nxt["done"]:
                 trial = nxt["trial"]
-                images = [self._look_at(stimulus) for stimulus in trial["stimuli"]]
+                images = [self._look_at(s) if self.fetch_images else s["id"] for s in trial["stimuli"]]
                 self.think()
                 response_id = str(uuid.uuid4())
                 value, rt_ms = self.decide(trial, images)
@@ -311,7 +313,8 @@ class Participant:
         return self.in_group_d * owned + self.person + appeal + self.rng.gauss(0, 0.8)
 
     def decide(self, trial: dict, images: list[str]) -> tuple[int, int]:
-        """(value, rt_ms) for a trial, by the bot's profile; ``images``: the sha256 of each image shown."""
+        """(value, rt_ms) for a trial, by the bot's profile; ``images``: the sha256 of each image shown (its
+        opaque id when the bot does not download images, so it cannot know their cultures)."""
         rng, kind = self.rng, trial["kind"]
         scale = trial["question"]["scale"]
         if self.profile == "careless":
