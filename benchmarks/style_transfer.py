@@ -1,0 +1,134 @@
+"""Speed of neural style transfer (``culturelab generate stylize``) on this machine; prints ONE JSON object.
+
+- ``unbatched``: seconds per image for one (content, style) pair, ``--evaluations`` L-BFGS loss evaluations
+  at ``--size`` px (issue targets: 300 evaluations at 512 px, <= 3 s on one H100);
+- ``batched``: images/s for ``--batch-size`` pairs optimised at once, same size and evaluations
+  (target: >= 2 images/s on one H100);
+- ``vs_bare_vgg``: ``--compare-evaluations`` evaluations at ``--compare-size`` px against as many bare VGG19
+  forward+backward passes to relu5_1 on the same input, measured in the same run: what the losses, the Gram
+  matrices and L-BFGS add to the network itself (target: ratio <= 1.2 on the 2-core CPU, 256 px, 200).
+
+Timing does not depend on the weights' values, so the features are seeded random VGG19 weights (no file
+needed); everything else is what the command runs (channels_last, deterministic cuDNN, the batched L-BFGS).
+
+    python3 benchmarks/style_transfer.py                                   # full settings
+    python3 benchmarks/style_transfer.py --device cpu --size 256 --evaluations 20 --compare-evaluations 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from culturelab.generation.motifs import render_motif_array
+from culturelab.generation.nst import NSTConfig, Targets, content_targets, style_grams, stylize
+from culturelab.generation.stylize import DEFAULT_BETA
+from culturelab.generation.train import resolve_device
+from culturelab.generation.vgg import load_features
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    return "cpu"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def images(culture: str, n: int, size: int, device: torch.device) -> torch.Tensor:
+    arrays = [render_motif_array(culture, i, min(size, 256)) for i in range(n)]
+    x = torch.stack([torch.from_numpy(a.copy()).permute(2, 0, 1) for a in arrays]).float().div(255)
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear").to(device)
+
+
+def time_stylize(vgg, cfg: NSTConfig, batch: int, size: int, device: torch.device) -> float:
+    """Seconds to stylise ``batch`` pairs for ``cfg.steps`` evaluations (targets computed before the clock)."""
+    content = images("kente", batch, size, device)
+    grams = style_grams(vgg, images("girih", 1, size, device), cfg)
+    targets = Targets(
+        content_targets(vgg, content, cfg), {k: v.expand(batch, -1, -1).contiguous() for k, v in grams.items()}
+    )
+    warm = dataclasses.replace(cfg, steps=2)
+    stylize(vgg, content, targets, warm)  # first-call allocations and kernel selection
+    sync(device)
+    start = time.perf_counter()
+    stylize(vgg, content, targets, cfg)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def time_bare_vgg(passes: int, size: int, device: torch.device) -> float:
+    """Seconds for ``passes`` forward+backward passes of VGG19 to relu5_1, nothing else."""
+    vgg, _ = load_features("random", ["conv5_1"], seed=0)
+    vgg = vgg.to(device)
+    x = images("kente", 1, size, device).requires_grad_(True)
+    for _ in range(2):
+        vgg(x)["conv5_1"].sum().backward()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(passes):
+        x.grad = None
+        vgg(x)["conv5_1"].sum().backward()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--evaluations", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--compare-size", type=int, default=256)
+    parser.add_argument("--compare-evaluations", type=int, default=200)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["unbatched", "batched", "vs_bare_vgg"])
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    if device.type == "cuda":  # as `generate stylize` runs: deterministic cuDNN kernels
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+
+    cfg = NSTConfig(steps=args.evaluations, beta=DEFAULT_BETA["random"])
+    vgg, _ = load_features("random", cfg.layers, seed=0)
+    vgg = vgg.to(device)
+    result: dict = {"device": device_name(device), "torch": torch.__version__, "optimizer": "lbfgs"}
+    if "unbatched" not in args.skip:
+        seconds = time_stylize(vgg, cfg, 1, args.size, device)
+        result["unbatched"] = {"size": args.size, "evaluations": args.evaluations, "seconds_per_image": seconds}
+    if "batched" not in args.skip:
+        seconds = time_stylize(vgg, cfg, args.batch_size, args.size, device)
+        result["batched"] = {
+            "size": args.size,
+            "evaluations": args.evaluations,
+            "batch_size": args.batch_size,
+            "images_per_s": args.batch_size / seconds,
+            "seconds_per_image": seconds / args.batch_size,
+        }
+    if "vs_bare_vgg" not in args.skip:
+        n, size = args.compare_evaluations, args.compare_size
+        stylize_s = time_stylize(vgg, NSTConfig(steps=n, beta=cfg.beta), 1, size, device)
+        bare_s = time_bare_vgg(n, size, device)
+        result["vs_bare_vgg"] = {
+            "size": size,
+            "evaluations": n,
+            "stylize_s": stylize_s,
+            "bare_vgg_s": bare_s,
+            "bare_vgg_s_per_pass": bare_s / n,
+            "ratio": stylize_s / bare_s,
+            "target_ratio": 1.2,
+        }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
