@@ -1,19 +1,24 @@
-"""A participant's journey in a real browser (issue 2): the study link, language, consent, background,
+"""A participant's journey in a real browser (issues 2 and 8): the study link, language, consent, background,
 instructions and practice, the trials by mouse, keyboard and touch, resuming, and the completion page.
 
-What the browser did is checked against what the server stored, through the export (Contract 2).
+What the browser did is checked against what the server stored, through the export (Contract 2); what the
+browser received is checked for anything that would tell a participant an image's condition.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from culturelab.platform.db import session_scope
 from culturelab.platform.export import export_study
+from culturelab.platform.ownership import add_member
 from culturelab.platform.researcher import create_researcher
 
 from bot import Bot  # tests/platform, on pytest's pythonpath
@@ -180,7 +185,60 @@ def wait_after(driver, index: str) -> None:
 
 
 def left_image_sha(driver) -> str:
-    return re.search(r"/media/([0-9a-f]{64})\.png", _all(driver, "#images img")[0].get_attribute("src")).group(1)
+    """The sha256 of the left-hand image's bytes (its URL names only an opaque id)."""
+    src = _all(driver, "#images img")[0].get_attribute("src")
+    assert re.search(r"/media/\d+/[0-9a-f]{24}\.png$", src), src
+    with urllib.request.urlopen(src) as r:
+        return hashlib.sha256(r.read()).hexdigest()
+
+
+class Recorder:
+    """WSGI middleware keeping every response the server sends (path, headers, body) while a test watches:
+    everything a participant's browser receives comes from this server."""
+
+    def __init__(self, app):
+        self.app, self.seen = app, []
+
+    def __call__(self, environ, start_response):
+        sent = {}
+
+        def start(status, headers, exc_info=None):
+            sent["headers"] = headers
+            return start_response(status, headers, exc_info)
+
+        result = self.app(environ, start)
+        try:
+            body = b"".join(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        self.seen.append((environ["PATH_INFO"], sent["headers"], body))
+        return [body]
+
+
+@pytest.fixture
+def watched(live):
+    recorder = Recorder(live.app.wsgi_app)
+    live.app.wsgi_app = recorder
+    yield recorder
+    live.app.wsgi_app = recorder.app
+
+
+def condition_words(live, slug: str) -> set[str]:
+    """What would give an image's condition away: its culture, set, method, manifest id and sha256."""
+    manifest = json.loads((live.root / slug / "stimuli" / "manifest.json").read_text())
+    words = set(manifest["cultures"]) | {manifest["name"]} | {s["method"] for s in manifest["stimuli"]}
+    return words | {s["id"] for s in manifest["stimuli"]} | {s["sha256"] for s in manifest["stimuli"]}
+
+
+def in_view(driver, element) -> bool:
+    return driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight;", element)
+
+
+def html_lang(driver) -> str:
+    return _css(driver, "html").get_attribute("lang")
 
 
 def finish(driver, ways: dict[str, str], shoot=None, prefix: str = "") -> dict[int, dict]:
@@ -260,26 +318,67 @@ def test_english_journey_on_a_desktop_stores_every_answer(live, browser, shoot, 
             assert sha[stored["stimulus_id"]] == shown["left"] and stored["stimulus_id_b"]
 
 
-def test_chinese_journey_on_a_phone(live, browser, shoot, tmp_path):
+def test_chinese_journey_on_a_phone(live, browser, shoot, tmp_path, watched):
+    """The whole journey in zh on a phone: every page in Chinese with <html lang="zh"> and a title of its own,
+    errors next to their question, in view and focused, and nothing the browser receives names a condition."""
     slug = live.load(slug="phone-zh")
-    driver = browser(phone=True)
+    driver = browser(phone=True, language="zh-CN,zh")
     driver.get(f"{live.url}/s/{slug}")
     _visible(driver, "[data-language=zh]")
     assert "图案偏好" in _css(driver, "h1").text
+    titles = [driver.title]
+    assert html_lang(driver) == "zh" and "选择语言" in driver.title  # the browser asked for Chinese
     shoot(driver, "phone-01-language")
     _no_sideways_scroll(driver)
     _css(driver, "[data-language=zh]").click()
+
+    # Consent; declining asks once more, and going back keeps the participation open.
     _visible(driver, "#consent-yes")
     assert "您同意参加。" in _css(driver, "#consent-text").text
-    assert _css(driver, "html").get_attribute("lang") == "zh"
+    assert html_lang(driver) == "zh"
+    titles.append(driver.title)
     _no_sideways_scroll(driver)
+    _css(driver, "#consent-no").click()
+    question = _visible(driver, "#decline-question")
+    assert "确定不参加" in question.text and in_view(driver, question)
+    assert driver.switch_to.active_element == question
+    _css(driver, "#decline-back").click()
     agree(driver, shoot, "phone-02-consent")
+
+    # The questionnaire: an empty submit puts the error under its question, in view, focused, announced.
     _visible(driver, "#background")
+    assert html_lang(driver) == "zh"
+    titles.append(driver.title)
     assert "东亚" in _css(driver, "#background fieldset").text
     _no_sideways_scroll(driver)
+    driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+    _css(driver, "#background button[type=submit]").click()
+    error = _visible(driver, "#error-culture_group")
+    assert "请选择您最认同的文化背景" in error.text
+    assert error.get_attribute("role") == "alert" and in_view(driver, error)
+    group = _css(driver, "fieldset[data-field=culture_group]")
+    assert group.get_attribute("aria-describedby") == "error-culture_group"
+    assert error.find_element("xpath", "..") == group  # inside the question it is about
+    focused = driver.switch_to.active_element
+    assert focused.get_attribute("name") == "culture_group" and focused.get_attribute("aria-invalid") == "true"
+    assert _css(driver, "#error").get_attribute("hidden")  # not ~800 px below, at the button
+    shoot(driver, "phone-03-background-error")
+    # An answer only the server refuses: its message comes back in Chinese, under its own question.
+    _css(driver, "input[name=culture_group][value=east_asian]").click()
+    assert not _css(driver, "#error-culture_group").is_displayed()
+    driver.execute_script(
+        "const s = document.querySelector('select[name=country_of_birth]');"
+        "s.add(new Option('?', 'XX')); s.value = 'XX';")
+    _css(driver, "#background button[type=submit]").click()
+    error = _visible(driver, "#error-country_of_birth")
+    assert "请从列表中选择一个国家" in error.text and in_view(driver, error)
+    assert driver.switch_to.active_element.get_attribute("name") == "country_of_birth"
+    driver.execute_script("document.querySelector('select[name=country_of_birth] option[value=XX]').remove()")
     fill_background(driver, shoot=shoot, name="phone-03-background")
 
     _visible(driver, "#instructions")
+    assert html_lang(driver) == "zh"
+    titles.append(driver.title)
     _no_sideways_scroll(driver)
     shoot(driver, "phone-04-instructions")
     _css(driver, "#begin").click()
@@ -306,8 +405,20 @@ def test_chinese_journey_on_a_phone(live, browser, shoot, tmp_path):
     _no_sideways_scroll(driver)
     shoot(driver, "phone-06-done")
     assert _css(driver, "#completion-code").text == "C1234ABC"
+    assert html_lang(driver) == "zh"
+    titles.append(driver.title)
+    assert len(set(titles)) == len(titles) and all("图案偏好" in t for t in titles), titles
     (person,) = _export(live, slug, tmp_path / "export")["participants"]
-    assert person["language"] == "zh" and person["status"] == "completed"
+    assert person["language"] == "zh" and person["status"] == "completed" and person["languages"] == "ja;en"
+
+    # Everything the browser received: pages, script, style, API replies, images (bytes and headers).
+    words = condition_words(live, slug)
+    paths = [path for path, _, _ in watched.seen]
+    assert any(p.startswith("/api/v1/participants/") for p in paths) and any(p.startswith("/media/") for p in paths)
+    for path, headers, body in watched.seen:
+        received = (path + json.dumps(headers) + body.decode("latin-1")).lower()
+        found = [word for word in words if word.lower() in received]
+        assert not found, (path, found)
 
 
 def test_declining_consent_ends_politely(live, browser, shoot, tmp_path):
@@ -315,6 +426,12 @@ def test_declining_consent_ends_politely(live, browser, shoot, tmp_path):
     driver = browser()
     choose_language(driver, live, slug, "en", "?workerId=A1B2C3D4E5&assignmentId=3XYZ&hitId=3HIT")
     _visible(driver, "#consent-no").click()
+    # Asked once more; nothing is recorded until the second answer.
+    assert "really not want to take part" in _visible(driver, "#decline-confirm").text
+    assert not _css(driver, "#consent-yes").is_displayed()
+    (person,) = _export(live, slug, tmp_path / "before")["participants"]
+    assert person["status"] == "started"
+    _css(driver, "#decline-final").click()
     ended = _visible(driver, "#ended")
     shoot(driver, "desktop-07-declined")
     assert ended.get_attribute("data-reason") == "declined_consent"
@@ -340,6 +457,45 @@ def _answer_n(driver, n: int, how: str = "keyboard") -> str | None:
         answer(driver, trial, how)
         previous = trial["index"]
     return previous
+
+
+def test_time_away_is_recorded_and_the_answer_given_stays_marked(live, browser, tmp_path):
+    slug = live.load(slug="away", design={"trials_per_participant": 3, "order": "latin_square",
+                                          "balance": ["stimulus_culture"], "attention_checks": 0,
+                                          "practice": False})
+    driver = browser()
+    _start_trials(driver, live, slug)
+    trial = current_trial(driver)
+    # Small images are shown at most 8 times their own size, with crisp pixels (the set's are 64 px).
+    sizes = driver.execute_script(
+        "return [...document.querySelectorAll('#images img')].map(i => [i.naturalWidth,"
+        " i.getBoundingClientRect().width, getComputedStyle(i).imageRendering])")
+    assert all(shown <= 8 * native and rendering == "pixelated" for native, shown, rendering in sizes), sizes
+    # The participant switches to another tab for a while (the page is hidden), then answers.
+    driver.execute_script("Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});"
+                          "document.dispatchEvent(new Event('visibilitychange'));")
+    driver.execute_script("return new Promise(r => setTimeout(r, 1200))")
+    driver.execute_script("delete document.hidden; document.dispatchEvent(new Event('visibilitychange'));")
+    answer(driver, trial, "mouse")
+    # A slow reply: the answer given stays marked (and the trial on screen) until the next trial is shown.
+    trial = current_trial(driver, after="0")
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
+                           {"offline": False, "latency": 1500, "downloadThroughput": -1, "uploadThroughput": -1})
+    answer(driver, trial, "mouse")
+    chosen = _all(driver, "#trial .chosen")
+    assert len(chosen) == 1 and chosen[0].is_displayed() and chosen[0].get_attribute("aria-pressed") == "true"
+    assert _css(driver, "#trial").get_attribute("data-index") == "1"
+    assert driver.execute_script("return getComputedStyle(arguments[0]).opacity", chosen[0]) == "1"
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions",
+                           {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    wait_after(driver, "1")
+    answer(driver, current_trial(driver, after="1"), "mouse")
+    _visible(driver, "#completion-code")
+    responses = {int(r["trial_index"]): r for r in _export(live, slug, tmp_path / "export")["responses"]}
+    away, present = int(responses[0]["hidden_ms"]), int(responses[1]["hidden_ms"])
+    assert 1100 <= away <= int(responses[0]["rt_ms"]), responses[0]
+    assert present < 200, responses[1]
 
 
 def test_reload_and_reopening_the_link_resume_at_the_first_unanswered_trial(live, browser, tmp_path):
@@ -420,9 +576,10 @@ def test_prolific_participant_resumes_on_another_device_and_is_sent_back_with_th
     link = _visible(second, "#redirect")
     assert link.get_attribute("href") == f"{live.url}/?cc=PROLIFIC1"
     assert _css(second, "#completion-code").text == "PROLIFIC1"
-    # The code is shown first, with a countdown; then the browser goes back to the recruitment site.
-    assert re.search(r"\b[1-5]\b", _css(second, "#countdown").text)
-    assert "/p/" in second.current_url
+    # No countdown and no forced redirect: the button has the focus, so Enter (or a click) goes back at once.
+    assert not _all(second, "#countdown")
+    assert second.switch_to.active_element == link
+    _keys(second, "\ue007")  # Enter
     _wait(second, lambda d: d.current_url == f"{live.url}/?cc=PROLIFIC1")
     (person,) = _export(live, slug, tmp_path / "export")["participants"]
     assert person["source"] == "prolific" and person["status"] == "completed"
@@ -439,10 +596,11 @@ def test_mturk_worker_submits_the_hit_from_the_completion_page(live, browser, tm
     form = _visible(driver, "#mturk-submit")
     assert form.get_attribute("action") == "https://workersandbox.mturk.com/mturk/externalSubmit"
     assert not _all(driver, "#redirect")
-    # The page submits the form itself after a countdown; record the submission instead of leaving.
-    driver.execute_script("HTMLFormElement.prototype.submit = function () {"
-                          " window.submitted = [this.action, ...new FormData(this).entries()]; };")
-    assert "Submitting the HIT" in _css(driver, "#countdown").text
+    # The worker submits when ready (no countdown); record the submission instead of leaving.
+    driver.execute_script("document.getElementById('mturk-submit').addEventListener('submit', (e) => {"
+                          " e.preventDefault(); window.submitted = [e.target.action, ...new FormData(e.target)]; });")
+    assert not _all(driver, "#countdown")
+    _css(driver, "#continue").click()
     submitted = _wait(driver, lambda d: d.execute_script("return window.submitted"))
     assert submitted[0] == "https://workersandbox.mturk.com/mturk/externalSubmit"
     assert ["assignmentId", "3ASSIGN"] in submitted and ["completion_code", "C1234ABC"] in submitted
@@ -458,11 +616,15 @@ def test_a_full_group_sees_the_study_is_full(live, browser, shoot, tmp_path):
     # The questionnaire says what is missing or wrong, in the page, before anything is sent.
     submit = _visible(driver, "#background button[type=submit]")
     submit.click()
-    assert "cultural background" in _visible(driver, "#error").text
+    error = _visible(driver, "#error-culture_group")
+    assert "cultural background" in error.text and in_view(driver, error)
     _css(driver, "input[name=culture_group][value=east_asian]").click()
     _css(driver, "input[name=age]").send_keys("15")
     submit.click()
-    _wait(driver, lambda d: "18 to 120" in _css(d, "#error").text)
+    error = _visible(driver, "#error-age")
+    assert "18 to 120" in error.text and in_view(driver, error)
+    assert driver.switch_to.active_element == _css(driver, "input[name=age]")
+    assert not _css(driver, "#error-culture_group").is_displayed()  # that one was corrected
     _css(driver, "input[name=age]").clear()
     fill_background(driver, group="east_asian")
     ended = _visible(driver, "#ended")
@@ -478,6 +640,7 @@ def test_researcher_signs_in_sees_recruitment_and_downloads_the_data_package(liv
     Bot(live.app.test_client(), slug).complete("west_african")
     with session_scope(live.app) as session:
         create_researcher(session, "grace@example.org", "a long enough password")
+        add_member(session, slug, "grace@example.org", "owner")  # a researcher sees only their own studies
     driver = browser()
     driver.get(f"{live.url}/researcher/")
     _visible(driver, "input[name=email]").send_keys("grace@example.org")

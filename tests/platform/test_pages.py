@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+
+from pypinyin import lazy_pinyin
 
 from bot import Bot
 
 
-def page(client, url) -> str:
-    r = client.get(url)
+def page(client, url, headers=None) -> str:
+    r = client.get(url, headers=headers)
     assert r.status_code == 200, r.status_code
     return r.get_data(as_text=True)
 
@@ -59,15 +63,112 @@ def test_english_pages_and_polite_end_after_declining(client, load):
     assert re.search(r"chose not to take part", html)
 
 
-def test_media_is_served_by_hash_with_long_caching(client, load):
+def test_media_is_served_by_opaque_id_with_long_caching(client, load):
     bot = Bot(client, load())
     bot.consent(), bot.background()
-    url = bot.next()["trial"]["stimuli"][0]["url"]
-    r = client.get(url)
+    stimulus = bot.next()["trial"]["stimuli"][0]
+    r = client.get(stimulus["url"])
     assert r.status_code == 200 and r.mimetype == "image/png" and r.data.startswith(b"\x89PNG")
     assert "max-age=31536000" in r.headers["Cache-Control"]
-    assert client.get("/media/" + "0" * 64 + ".png").status_code == 404
+    assert stimulus["id"] in r.headers["Content-Disposition"]  # a download is named by the opaque id too
+    study, opaque = re.fullmatch(r"/media/(\d+)/([0-9a-f]{24})\.png", stimulus["url"]).groups()
+    assert opaque == stimulus["id"]
+    assert client.get(f"/media/{study}/{'0' * 24}.png").status_code == 404
+    assert client.get(f"/media/{int(study) + 1}/{opaque}.png").status_code == 404  # ids belong to one study
+    assert client.get("/media/" + hashlib.sha256(r.data).hexdigest() + ".png").status_code == 404  # not by hash
     assert client.get("/media/../../etc/passwd.png").status_code == 404
+
+
+def test_trials_name_no_culture_set_method_or_hash(app, client, load, tmp_path):
+    """What the participant API sends names stimuli only by opaque ids: the same id for the same image
+    throughout a study, another in another study, and nothing from the manifest."""
+    slug = load()
+    manifest = json.loads((tmp_path / "stimuli" / "manifest.json").read_text())
+    secrets = {s["id"] for s in manifest["stimuli"]} | {s["sha256"] for s in manifest["stimuli"]}
+    secrets |= set(manifest["cultures"]) | {manifest["name"], "cgan"}
+    seen: dict[str, str] = {}  # opaque id -> sha256 of its bytes
+    for _ in range(2):
+        bot = Bot(client, slug)
+        bot.consent(), bot.background()
+        nxt = bot.next()
+        while not nxt["done"]:
+            text = json.dumps(nxt)
+            assert not [word for word in secrets if word in text], text
+            for stimulus in nxt["trial"]["stimuli"]:
+                digest = hashlib.sha256(client.get(stimulus["url"]).data).hexdigest()
+                assert seen.setdefault(stimulus["id"], digest) == digest
+            nxt = bot.answer(nxt["trial"]).get_json()["next"]
+    assert len(set(seen.values())) == len(seen)  # one id per image
+    other = Bot(client, load(slug="motif-other"))
+    other.consent(), other.background()
+    assert not {s["id"] for s in other.next()["trial"]["stimuli"]} & set(seen)
+
+
+def test_every_page_has_the_language_of_its_words_and_a_title_of_its_own(client, load):
+    slug = load()
+    chinese = {"Accept-Language": "zh-CN,zh;q=0.9"}
+    assert '<html lang="zh">' in page(client, f"/s/{slug}", headers=chinese)
+    assert '<html lang="en">' in page(client, f"/s/{slug}")
+    assert '<html lang="zh">' in page(client, "/researcher/login", headers=chinese)
+    assert '<html lang="zh">' in page(client, "/", headers=chinese)
+    bot = Bot(client, slug, language="zh")
+    titles = [re.search(r"<title>(.*?)</title>", page(client, f"/s/{slug}", headers=chinese)).group(1)]
+    def answer_all():
+        nxt = bot.next()
+        while not nxt["done"]:
+            nxt = bot.answer(nxt["trial"]).get_json()["next"]
+
+    for step in (bot.consent, bot.background, answer_all, None):
+        html = page(client, f"/p/{bot.token}")
+        assert '<html lang="zh">' in html
+        titles.append(re.search(r"<title>(.*?)</title>", html).group(1))
+        if step is not None:
+            step()
+    assert len(set(titles)) == len(titles), titles  # language, consent, background, trials, done
+    assert all(t.endswith("图案偏好") for t in titles), titles
+
+
+def test_errors_are_styled_pages_in_the_readers_language_and_json_under_the_api(client, load):
+    load()
+    r = client.get("/no/such/page", headers={"Accept-Language": "zh"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 404 and r.mimetype == "text/html"
+    assert '<html lang="zh">' in html and "找不到页面" in html and "style.css" in html
+    assert 'data-status="404"' in html and "Werkzeug" not in html
+    r = client.get("/p/not-a-token")
+    assert r.status_code == 404 and "Page not found" in r.get_data(as_text=True)
+    r = client.get("/api/v1/nothing-here")
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "not_found"
+
+
+def test_an_unexpected_failure_is_a_styled_500_page(app, client, load, monkeypatch):
+    bot = Bot(client, load(), language="zh")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("culturelab.platform.journey.stage", broken)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error page, not the test's exception
+    r = client.get(f"/p/{bot.token}")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 500 and "出错了" in html and '<html lang="zh">' in html
+    assert "the database went away" not in html and "Traceback" not in html
+
+
+def test_the_language_picker_offers_common_languages_first_and_sorts_chinese_by_pinyin(client, load):
+    bot = Bot(client, load(), language="zh")
+    bot.consent()
+    html = page(client, f"/p/{bot.token}")
+    common, rest = html.split('id="all-languages"')
+    common = common.split('id="common-languages"')[1]
+    codes = lambda part: re.findall(r'name="languages" value="([a-z]{2,3})"', part)  # noqa: E731
+    names = lambda part: re.findall(r'name="languages" value="[a-z]{2,3}"> <span>(.*?)</span>', part)  # noqa: E731
+    assert set(codes(common)) >= {"en", "zh", "es", "hi", "ar", "ja"}
+    assert not set(codes(common)) & set(codes(rest))  # each language once
+    for part in (common, rest):
+        keys = [" ".join(lazy_pinyin(name)) for name in names(part)]
+        assert keys == sorted(keys)
+    assert names(common)[0] == "阿拉伯语"  # a-la-bo-yu: first by pinyin, though not by code point
 
 
 def test_mturk_preview_enrols_nobody_and_asks_to_accept_the_hit(client, load):
