@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 
 from pypinyin import lazy_pinyin
 
@@ -198,3 +199,19 @@ def test_a_foreign_turk_submit_host_is_not_kept(client, load):
     slug = load()
     html = page(client, f"/s/{slug}?workerId=W8&assignmentId=A8&turkSubmitTo=https://evil.example")
     assert "turkSubmitTo" not in html
+
+
+def test_the_example_studys_consent_states_its_trial_count(app, client):
+    from culturelab.platform.db import session_scope
+    from culturelab.platform.study import read_study
+    from culturelab.platform.study_load import load_study
+
+    folder = Path(__file__).parents[2] / "platform" / "examples" / "motif-preferences"
+    spec = read_study(folder / "study.yaml")
+    with session_scope(app) as session:
+        load_study(session, spec, folder, Path(app.config["MEDIA_DIR"]))
+    bot = Bot(client, spec.slug)
+    bot.consent()
+    total = bot.background("european").get_json()["total"]
+    for language in spec.languages:
+        assert re.findall(r"\d+", spec.consent[language]) == [str(total)], (language, spec.consent[language])
