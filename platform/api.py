@@ -16,7 +16,7 @@ from flask_babel import force_locale, gettext
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from culturelab.platform import journey
+from culturelab.platform import journey, openapi
 from culturelab.platform.db import get_session
 from culturelab.platform.extensions import limiter
 from culturelab.platform.opaque_ids import opaque_id
@@ -80,6 +80,12 @@ def body(model: type[M]) -> M:
         return model.model_validate(json_object())
     except ValidationError as exc:
         raise journey.JourneyError(400, "invalid", describe(exc)) from None
+
+
+@bp.get("/openapi.json")
+def openapi_description():
+    """This API described as OpenAPI 3.1 (openapi.py)."""
+    return jsonify(openapi.document())
 
 
 @bp.post("/studies/<slug>/participants")

@@ -14,7 +14,15 @@ from typing import Annotated, Literal
 
 from babel import Locale, UnknownLocaleError
 from flask_babel import gettext
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
 
 # CLDR territory codes that are not ISO 3166-1 countries (groupings, private use, exceptional
 # reservations). XK (Kosovo, user-assigned) stays: participants from there need a code too.
@@ -91,7 +99,7 @@ class Background(Body):
 
 class Answer(Body):
     trial_id: Annotated[int, Field(ge=1)]
-    response_id: Annotated[str, AfterValidator(_uuid)]
+    response_id: Annotated[str, AfterValidator(_uuid), WithJsonSchema({"type": "string", "format": "uuid"})]
     value: int
     # Browser-measured, from stimulus onset to the answer; an hour bounds any honest trial.
     rt_ms: Annotated[int, Field(ge=0, le=3_600_000)]
