@@ -17,9 +17,11 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from culturelab.platform import journey, openapi
+from culturelab.platform.completion import completion
 from culturelab.platform.db import get_session
 from culturelab.platform.extensions import limiter
 from culturelab.platform.opaque_ids import opaque_id
+from culturelab.platform.study_specs import attention_scale, spec_of
 from culturelab.platform.validation import (
     Answer,
     Background,
@@ -184,7 +186,7 @@ def _next_payload(
 ) -> dict[str, Any]:
     trial, following = journey.upcoming(session, participant, known)
     if trial is None:
-        return journey.completion(participant)
+        return completion(participant)
     preload = [] if following is None else [image["url"] for image in _images(participant, following)]
     return {"done": False, "trial": trial_payload(participant, trial), "preload": preload}
 
@@ -205,11 +207,10 @@ def _images(participant: journey.ParticipantState, trial: journey.TrialRow) -> l
 
 def trial_payload(participant: journey.ParticipantState, trial: journey.TrialRow) -> dict[str, Any]:
     """The trial as the page shows it; ``trial`` is a row of journey.upcoming."""
-    spec = journey.spec_of(participant.study)
+    spec = spec_of(participant.study)
     lang = participant.language
     if trial.kind == "attention":
-        likert = next((q for q in spec.questions if q.kind == "likert"), None)
-        low, high = likert.bounds if likert else (1, 5)
+        low, high = attention_scale(spec)
         with force_locale(lang):
             text = gettext("To show that you are reading carefully, please answer %(n)s for this image.",
                            n=trial.expected)

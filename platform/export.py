@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import ScalarSelect, and_, func, select
 from sqlalchemy.orm import Session, aliased
 
-from culturelab.platform.journey import spec_of
 from culturelab.platform.models import (
     Participant,
     Response,
@@ -31,6 +30,7 @@ from culturelab.platform.models import (
     Trial,
     study_stimulus_sets,
 )
+from culturelab.platform.study_specs import attention_scale, spec_of
 
 BATCH = 5000
 
@@ -265,8 +265,7 @@ def _design(study: Study) -> dict[str, Any]:
         q.id: {"kind": q.kind, "scale": {"min": q.bounds[0], "max": q.bounds[1]}} for q in spec.questions
     }
     if spec.design.attention_checks:
-        likert = next((q for q in spec.questions if q.kind == "likert"), None)
-        low, high = likert.bounds if likert else (1, 5)
+        low, high = attention_scale(spec)
         questions["attention"] = {"kind": "attention", "scale": {"min": low, "max": high}}
     return {
         "match": spec.match,

@@ -15,10 +15,12 @@ from pypinyin import lazy_pinyin
 from werkzeug.exceptions import HTTPException
 
 from culturelab.platform import api, journey
+from culturelab.platform.completion import MTURK_SUBMIT_HOSTS, completion, mturk_submit
 from culturelab.platform.db import get_session
 from culturelab.platform.extensions import LOCALES
 from culturelab.platform.opaque_ids import LENGTH as OPAQUE_LENGTH
 from culturelab.platform.opaque_ids import image_sha256
+from culturelab.platform.study_specs import spec_of
 from culturelab.platform.validation import MAX_LANGUAGES, country_codes
 
 bp = Blueprint("pages", __name__)
@@ -46,7 +48,7 @@ def study_link(slug: str):
         study = journey.get_study(get_session(), slug)
     except journey.JourneyError:
         abort(404)
-    spec = journey.spec_of(study)
+    spec = spec_of(study)
     args = request.args
     if args.get("assignmentId") == MTURK_PREVIEW:
         # Nobody to enrol yet: the worker sees what the HIT is and must accept it to begin.
@@ -59,7 +61,7 @@ def study_link(slug: str):
         recruitment = {k: args[k] for k in MTURK[1:] if k in args}
         # Where to submit the finished assignment (live or sandbox); only MTurk's own hosts are kept.
         host = urlsplit(args.get("turkSubmitTo", "")).hostname
-        if host in journey.MTURK_SUBMIT_HOSTS:
+        if host in MTURK_SUBMIT_HOSTS:
             recruitment["turkSubmitTo"] = host
     else:
         external_id, source, recruitment = None, "link", {}
@@ -79,7 +81,7 @@ def participant_page(token: str):
     except journey.JourneyError:
         abort(404)
     g.locale = ui_locale(participant.language)
-    spec = journey.spec_of(participant.study)
+    spec = spec_of(participant.study)
     lang = participant.language
     stage = journey.stage(participant)
     context = {"token": token, "spec": spec, "lang": lang, "participant": participant}
@@ -94,8 +96,8 @@ def participant_page(token: str):
     if stage == "trials":
         return render_template("participant/trials.html", **context)
     if stage == "done":
-        mturk = journey.mturk_submit(participant)
-        return render_template("participant/done.html", **context, **journey.completion(participant), mturk=mturk)
+        mturk = mturk_submit(participant)
+        return render_template("participant/done.html", **context, **completion(participant), mturk=mturk)
     return render_template("participant/ended.html", **context, reason=participant.status_reason)
 
 
