@@ -13,6 +13,7 @@ from culturelab.generation.checkpoint import sha256_file
 from culturelab.generation.lbfgs import minimize_lbfgs
 from culturelab.generation.nst import (
     NSTConfig,
+    StyleLayerLoss,
     Targets,
     content_loss,
     content_targets,
@@ -44,6 +45,21 @@ def test_style_layer_loss_normalises_by_4_n2_m2():
     g = torch.tensor([[[14.0, -1.0], [-1.0, 2.0]]])
     a = torch.tensor([[[10.0, 0.0], [0.0, 1.0]]])
     assert style_layer_loss(g, a, n=2, m=3).item() == pytest.approx(19 / 144)
+
+
+def test_the_style_loss_with_its_written_out_gradient_is_e_l_of_the_gram_matrix():
+    # §4.2 through gram_matrix and style_layer_loss, against the fused op with Gatys et al.'s eq. 6 gradient
+    gen = torch.Generator().manual_seed(0)
+    f = torch.rand(2, 3, 4, 5, generator=gen, dtype=torch.float64).to(memory_format=torch.channels_last)
+    a = gram_matrix(torch.rand(2, 3, 4, 5, generator=gen, dtype=torch.float64))
+    f.requires_grad_(True)
+    reference = style_layer_loss(gram_matrix(f), a, n=3, m=20)
+    (expected,) = torch.autograd.grad(reference.sum(), f)
+    fused = StyleLayerLoss.apply(f, a)
+    (got,) = torch.autograd.grad(fused.sum(), f)
+    torch.testing.assert_close(fused, reference)
+    torch.testing.assert_close(got, expected)
+    assert torch.autograd.gradcheck(lambda f: StyleLayerLoss.apply(f, a.transpose(1, 2) + 1.0), (f,))
 
 
 def test_total_variation_sums_squared_neighbour_differences():
