@@ -9,7 +9,16 @@ from __future__ import annotations
 import unicodedata
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, g, render_template, request, send_from_directory
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    has_request_context,
+    render_template,
+    request,
+    send_from_directory,
+)
 from flask_babel import get_locale, gettext
 from pypinyin import lazy_pinyin
 from werkzeug.exceptions import HTTPException
@@ -152,7 +161,7 @@ def media(study: int, opaque: str):
 def page_language() -> dict[str, str]:
     """``<html lang>`` of every page (base.html): the participant's language where a page sets ``html_lang``,
     else the language the page's own words are in."""
-    locale = get_locale()
+    locale = get_locale() if has_request_context() else None  # a template rendered outside a request: English
     return {"ui_lang": locale.language if locale else "en"}
 
 
