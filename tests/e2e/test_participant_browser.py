@@ -342,6 +342,7 @@ def test_chinese_journey_on_a_phone(live, browser, shoot, tmp_path, watched):
     question = _visible(driver, "#decline-question")
     assert "确定不参加" in question.text and in_view(driver, question)
     assert driver.switch_to.active_element == question
+    shoot(driver, "phone-02-consent-declining")
     _css(driver, "#decline-back").click()
     agree(driver, shoot, "phone-02-consent")
 
