@@ -208,3 +208,19 @@ def test_unknown_emails_are_throttled_and_hashed_like_known_ones(throttled, monk
         assert statuses == [401, 401, 401, 429]
     # Every answered attempt ran one password hash of the same kind, known email or not.
     assert len(hashed) == 6 and len({h.split("$")[0] for h in hashed}) == 1
+
+
+def test_culturelab_serve_sends_the_headers_and_no_server_name(live_server):
+    import http.client
+    from urllib.parse import urlsplit
+
+    base = urlsplit(live_server(workers=1))
+    connection = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+    for path in ("/", "/researcher/login", "/api/v1/participants/nope/next"):
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        assert "gunicorn" not in (response.getheader("Server") or ""), (path, response.getheaders())
+        assert response.getheader("X-Content-Type-Options") == "nosniff"
+        assert "frame-ancestors" in response.getheader("Content-Security-Policy")
+    connection.close()
