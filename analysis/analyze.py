@@ -66,13 +66,14 @@ def _lmm_or_skip(df: pd.DataFrame, q: dict) -> tuple[list[TestResult], dict]:
     """The four named LMM tests, Holm-adjusted; all skipped with the reason when there is no data."""
     if df.empty:
         reason = "no analysed responses to this question"
-        return [TestResult.skip(n, models.LMM_METHOD, reason) for n in
+        return [TestResult.skip(n, models.method_name(models.BASE_RANDOM), reason) for n in
                 ("in_group_preference", "participant_culture", "stimulus_culture", "culture_interaction")], {}
     try:
         tests, tables = models.lmm_tests(df, _units(q))
     except FIT_ERRORS as exc:  # tiny or degenerate data: say why instead of stopping the whole report
         log.warning("LMM failed: %s", exc)
-        return [TestResult.skip(n, models.LMM_METHOD, f"the model could not be fitted: {exc}") for n in
+        return [TestResult.skip(n, models.method_name(models.BASE_RANDOM), f"the model could not be fitted: {exc}")
+                for n in
                 ("in_group_preference", "participant_culture", "stimulus_culture", "culture_interaction")], {}
     holm(tests)
     return tests, tables

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import statsmodels.formula.api as smf
 
-from culturelab.analysis.models import fit_lmm, lmm_tests, match_test, satterthwaite_contrast, zscore_within
+from culturelab.analysis.models import BASE_RANDOM, fit_lmm, lmm_tests, match_test, satterthwaite_contrast, zscore_within
 from culturelab.analysis.power import rating_frame
 from culturelab.analysis.simulate import SimulationOptions, simulate
 
@@ -28,7 +28,7 @@ def test_mixedlm_estimates_match_statsmodels_variance_components():
     """Cross-check on a small data set: statsmodels MixedLM (crossed effects as variance components of one
     all-encompassing group, REML) must give the same fixed effects and variances."""
     d, _ = slider_data(participants_per_group=8, stimuli_per_culture=4, slider_trials=12, seed=5)
-    lf = fit_lmm(d, "match + culture_group + stimulus_culture")
+    lf = fit_lmm(d, "match + culture_group + stimulus_culture", terms=list(BASE_RANDOM))
     d = d.assign(one=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
