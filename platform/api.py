@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 from culturelab.platform import journey, openapi
 from culturelab.platform.completion import completion
 from culturelab.platform.db import get_session
-from culturelab.platform.extensions import limiter
+from culturelab.platform.extensions import LOCALES, limiter
 from culturelab.platform.opaque_ids import opaque_id
 from culturelab.platform.study_specs import attention_scale, spec_of
 from culturelab.platform.validation import (
@@ -34,6 +34,13 @@ from culturelab.platform.validation import (
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 M = TypeVar("M", bound=BaseModel)
+
+
+def ui_locale(language: str) -> str:
+    """The translation catalogue for a participant's language: its base language's ("pt-BR" → "pt"), else
+    English. (Flask-Babel takes no BCP 47 region or script, so a tag is never passed to it as it is.)"""
+    base = language.split("-")[0]
+    return base if base in LOCALES else "en"
 
 
 def error(status: int, code: str, message: str, field: str | None = None):
@@ -145,7 +152,7 @@ def background(token: str):
     participant = journey.participant_state(session, token, trials=False)
     # What the participant typed wrong comes back in their language and plain words, naming the field
     # (the first in the questionnaire's order), so that the page shows it there.
-    with force_locale(participant.language):
+    with force_locale(ui_locale(participant.language)):
         try:
             data = Background.model_validate(json_object())
         except ValidationError as exc:
@@ -211,7 +218,7 @@ def trial_payload(participant: journey.ParticipantState, trial: journey.TrialRow
     lang = participant.language
     if trial.kind == "attention":
         low, high = attention_scale(spec)
-        with force_locale(lang):
+        with force_locale(ui_locale(lang)):
             text = gettext("To show that you are reading carefully, please answer %(n)s for this image.",
                            n=trial.expected)
         question = {"id": trial.question_id, "text": text, "scale": {"min": low, "max": high, "labels": None}}

@@ -26,7 +26,6 @@ from werkzeug.exceptions import HTTPException
 from culturelab.platform import api, journey
 from culturelab.platform.completion import MTURK_SUBMIT_HOSTS, completion, mturk_submit
 from culturelab.platform.db import get_session
-from culturelab.platform.extensions import LOCALES
 from culturelab.platform.opaque_ids import LENGTH as OPAQUE_LENGTH
 from culturelab.platform.opaque_ids import image_sha256
 from culturelab.platform.study_specs import spec_of
@@ -39,11 +38,6 @@ PROLIFIC = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
 MTURK = ("workerId", "assignmentId", "hitId")
 # MTurk shows a HIT's page in preview, before a worker accepts it, with this assignment id and no workerId.
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
-
-
-def ui_locale(language: str) -> str:
-    base = language.split("-")[0]
-    return base if base in LOCALES else "en"
 
 
 @bp.get("/")
@@ -89,7 +83,7 @@ def participant_page(token: str):
         participant = journey.get_participant(session, token)
     except journey.JourneyError:
         abort(404)
-    g.locale = ui_locale(participant.language)
+    g.locale = api.ui_locale(participant.language)
     spec = spec_of(participant.study)
     lang = participant.language
     stage = journey.stage(participant)

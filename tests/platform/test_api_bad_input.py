@@ -192,3 +192,21 @@ def test_consent_must_be_a_boolean(client, load):
     assert_error(client.post(f"{bot.base}/consent", json={"consent": "yes"}), 400, "invalid")
     assert_error(client.post(f"{bot.base}/consent", json={}), 400, "invalid")
     assert bot.consent().status_code == 200
+
+
+def test_a_language_with_a_region_gets_the_base_catalogue_or_english(client, load):
+    texts = {"en": "x", "pt-BR": "y", "zh-Hant": "z"}
+    slug = load(languages=["en", "pt-BR", "zh-Hant"], title=texts, consent=texts, culture_groups=[
+        {"id": "east_asian", "label": texts}, {"id": "west_african", "label": texts},
+    ], questions=[{"id": "liking", "kind": "likert", "scale": {"min": 1, "max": 7}, "text": texts}])
+    for language, words in (("pt-BR", "Please enter your age"), ("zh-Hant", "请输入您的年龄")):
+        bot = Bot(client, slug, language=language)
+        bot.consent()
+        r = bot.background(age=12)
+        assert_error(r, 400, "invalid", field="age")
+        assert words in r.get_json()["error"]["message"]
+        assert bot.background().status_code == 200
+        assert client.get(f"/p/{bot.token}").status_code == 200
+        nxt = bot.next()  # the attention checks' wording comes from the catalogue too
+        while not nxt["done"]:
+            nxt = bot.answer(nxt["trial"]).get_json()["next"]
