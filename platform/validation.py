@@ -22,6 +22,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 
 # CLDR territory codes that are not ISO 3166-1 countries (groupings, private use, exceptional
@@ -105,6 +106,12 @@ class Answer(Body):
     rt_ms: Annotated[int, Field(ge=0, le=3_600_000)]
     # Of that time, how long the page was hidden or out of focus; absent when the client does not measure it.
     hidden_ms: Annotated[int, Field(ge=0, le=3_600_000)] | None = None
+
+    @model_validator(mode="after")
+    def _hidden_within_rt(self) -> Answer:
+        if self.hidden_ms is not None and self.hidden_ms > self.rt_ms:
+            raise ValueError(f"hidden_ms ({self.hidden_ms}) cannot exceed rt_ms ({self.rt_ms}): it is part of it")
+        return self
 
 
 class Language(Body):

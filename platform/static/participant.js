@@ -63,14 +63,14 @@ const CultureLab = (() => {
     window.addEventListener("blur", update);
     window.addEventListener("focus", update);
     return {
-      // Starts counting from now (a trial's images are on screen); read() gives the milliseconds away since.
+      // Starts counting from now (a trial's images are on screen); read(now) gives the milliseconds away
+      // from then until `now` (a performance.now() reading).
       reset() {
         total = 0;
         since = away() ? performance.now() : null;
       },
-      read() {
-        update();
-        return Math.round(total + (since === null ? 0 : performance.now() - since));
+      read(now) {
+        return Math.round(total + (since === null ? 0 : now - since));
       },
     };
   })();
@@ -369,7 +369,8 @@ const CultureLab = (() => {
         }
         // The API takes up to an hour; a page left open longer still stores its answer.
         const cap = (ms) => Math.min(3600000, Math.round(ms));
-        onAnswer(value, cap(performance.now() - shownAt), cap(absence.read()));
+        const now = performance.now();
+        onAnswer(value, cap(now - shownAt), cap(absence.read(now)));
       };
       const keydown = (e) => {
         if (e.ctrlKey || e.metaKey || e.altKey || e.repeat || shownAt === null) return;

@@ -52,6 +52,9 @@ ANSWER_CASES = [
     ("response id not a uuid", {"response_id": "abc"}, "invalid"),
     ("trial id as string", {"trial_id": "1"}, "invalid"),
     ("unknown field", {"extra": 1}, "invalid"),
+    ("hidden negative", {"hidden_ms": -1}, "invalid"),
+    ("hidden longer than the trial", {"hidden_ms": 501}, "invalid"),
+    ("hidden as float", {"hidden_ms": 1.5}, "invalid"),
 ]
 
 
