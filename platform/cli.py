@@ -237,6 +237,29 @@ def study_share(slug: str, email: str, role: str) -> None:
     click.echo(f"{email} is now {member.role} of study {slug!r}")
 
 
+@study.command("release-idle")
+@click.argument("slug")
+@click.option("--minutes", type=click.FloatRange(min=1), default=None,
+              help="Idle for this long [default: PLACE_IDLE_MINUTES, 30].")
+@with_appcontext
+def study_release_idle(slug: str, minutes: float | None) -> None:
+    """Give back the quota places of participants with no answer for a while (they are timed out)."""
+    from sqlalchemy import select
+
+    from culturelab.platform import places
+    from culturelab.platform.models import CultureGroup, Study
+
+    _require_schema()
+    minutes = minutes or float(current_app.config.get("PLACE_IDLE_MINUTES", places.IDLE_MINUTES))
+    with session_scope(current_app) as session:
+        study_id = session.scalar(select(Study.id).where(Study.slug == slug))
+        if study_id is None:
+            raise InputError(f"there is no study {slug!r}")
+        groups = session.scalars(select(CultureGroup.key).where(CultureGroup.study_id == study_id)).all()
+        released = sum(places.release_idle(session.connection(), study_id, g, minutes) for g in groups)
+    click.echo(f"gave back {released} place(s) of study {slug!r} (idle for {minutes:g} minutes or more)")
+
+
 @study.command("delete-participant")
 @click.argument("slug")
 @click.argument("participant_id")

@@ -30,7 +30,7 @@ from werkzeug.security import generate_password_hash
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from culturelab.platform import audit, ownership, security
+from culturelab.platform import audit, ownership, places, security
 from culturelab.platform.db import get_session, session_scope
 from culturelab.platform.download import zip_folder
 from culturelab.platform.export import export_study
@@ -150,13 +150,24 @@ def _recruitment(session, study: Study) -> dict:
             .group_by(Participant.culture_group)
         ).all()
     )
+    # Places held by participants still answering, and places given back by idle ones (places.py).
+    held = dict(
+        session.execute(
+            select(Participant.culture_group, func.count())
+            .where(Participant.study_id == study.id, Participant.status == "started", Participant.ordinal.is_not(None))
+            .group_by(Participant.culture_group)
+        ).all()
+    )
+    free = places.free_places(session.connection(), study.id)
     labels = {g.id: g.label.get("en") or next(iter(g.label.values())) for g in spec.culture_groups}
     groups = [
         {
             "id": g.key,
             "label": labels.get(g.key, g.key),
             "quota": g.quota,
-            "filled": g.filled,
+            "filled": g.filled - free.get(g.key, 0),
+            "held": held.get(g.key, 0),
+            "free": free.get(g.key, 0),
             "completed": completed.get(g.key, 0),
         }
         for g in session.scalars(

@@ -58,8 +58,10 @@ def test_dashboard_shows_recruitment_by_group(app, client, load):
     html = client.get("/researcher/").get_data(as_text=True)
     assert '<strong data-status="completed">2</strong>' in html
     assert '<strong data-status="screened_out">1</strong>' in html
-    assert re.search(r'data-group="east_asian"><td>East Asian</td><td>1</td><td>5</td><td>1</td>', html)
-    assert re.search(r'data-group="west_african"><td>West African</td><td>1</td><td>—</td><td>1</td>', html)
+    assert re.search(r'data-group="east_asian"><td>East Asian</td><td>1</td><td data-held>0</td><td data-free>0</td>'
+                     r'<td>5</td><td>1</td>', html)
+    assert re.search(r'data-group="west_african"><td>West African</td><td>1</td><td data-held>0</td>'
+                     r'<td data-free>0</td><td>—</td><td>1</td>', html)
     assert "<strong data-responses>28</strong>" in html
 
 
