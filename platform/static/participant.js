@@ -209,9 +209,8 @@ const CultureLab = (() => {
       list.querySelectorAll(".group-label").forEach((heading) => (heading.hidden = q !== ""));
     });
     const chosen = $("languages-chosen");
-    const ticked = () => [...form.querySelectorAll("input[name=languages]:checked")];
     list.addEventListener("change", () => {
-      const names = ticked().map((box) => box.nextElementSibling.textContent);
+      const names = [...list.querySelectorAll("input:checked")].map((box) => box.nextElementSibling.textContent);
       chosen.textContent = names.length ? `${d.text.chosen} ${names.join(", ")}` : "";
       if (names.length <= maxLanguages) clearError("languages");
     });
