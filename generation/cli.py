@@ -69,7 +69,29 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
 )
 @click.option("--out", type=click.Path(file_okay=False), default=TrainConfig.out, show_default=True)
 @click.option(
-    "--resolution", type=click.Choice(["32", "64", "128"]), default=str(TrainConfig.resolution), show_default=True
+    "--resolution",
+    type=int,
+    default=TrainConfig.resolution,
+    show_default=True,
+    help="dcgan: 32, 64, 128; resnet: 32-256; spatial: the size it samples at (64-512).",
+)
+@click.option(
+    "--arch",
+    type=click.Choice(["dcgan", "resnet", "spatial"]),
+    default=TrainConfig.arch,
+    show_default=True,
+    help="dcgan: the 32 px recipe; resnet: residual blocks (BigGAN-style); spatial: fully convolutional, on crops.",
+)
+@click.option("--crop", type=int, default=TrainConfig.crop, show_default=True, help="spatial: D's crop size.")
+@click.option("--local-dim", type=click.IntRange(1), default=TrainConfig.local_dim, show_default=True, help="spatial.")
+@click.option(
+    "--periodic-dim", type=click.IntRange(0), default=TrainConfig.periodic_dim, show_default=True, help="spatial."
+)
+@click.option(
+    "--diffaug",
+    default=TrainConfig.diffaug,
+    show_default=True,
+    help="DiffAugment policy before D, e.g. color,translation,cutout (empty: none).",
 )
 @click.option(
     "--per-culture",
@@ -110,6 +132,18 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
 @click.option(
     "--max-minutes", type=click.FloatRange(0, min_open=True), default=None, help="Stop early after this long."
 )
+@click.option(
+    "--checkpoint-minutes",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Also checkpoint whenever this long has passed since the last checkpoint.",
+)
+@click.option(
+    "--generator-out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to export the generator (default: OUT/generator.safetensors).",
+)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default=TrainConfig.device, show_default=True)
 @click.option("--bf16/--no-bf16", default=False, help="bf16 autocast (CUDA only).")
 @click.option("--channels-last/--no-channels-last", default=False)
@@ -121,7 +155,6 @@ def train_command(**options) -> None:
 
     _setup_logging()
     options["compile"] = options.pop("compile_")
-    options["resolution"] = int(options["resolution"])
     cfg = TrainConfig(**options)
     try:
         path = train(cfg, progress=True)
@@ -355,9 +388,10 @@ def stylize_command(
     overwrite: bool,
 ) -> None:
     """Neural style transfer (Gatys et al.): every content image in every culture's style, as a stimulus set."""
+    from culturelab.generation.content_grid import GridInputError
     from culturelab.generation.content_images import BUILTIN_CONTENT_DIR
     from culturelab.generation.nst import NSTConfig
-    from culturelab.generation.stylize import DEFAULT_BETA, StylizeError, write_nst_set
+    from culturelab.generation.stylize import DEFAULT_BETA, write_nst_set
     from culturelab.generation.train import ConfigError, resolve_device
     from culturelab.generation.vgg import FeaturesError
 
@@ -391,7 +425,7 @@ def stylize_command(
             overwrite=overwrite,
             progress=True,
         )
-    except (StylizeError, FeaturesError, ConfigError, ValueError, FileExistsError) as exc:
+    except (GridInputError, FeaturesError, ConfigError, ValueError, FileExistsError) as exc:
         raise BadInput(str(exc)) from exc
     manifest = json.loads((out / "manifest.json").read_text())
     click.echo(

@@ -17,86 +17,37 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image
 from torchvision.models.vgg import cfgs as vgg_cfgs
 from tqdm import tqdm
 
-from culturelab.generation.data import IMAGE_SUFFIXES
+from culturelab.generation.content_grid import (
+    MIN_SIDE,
+    GridInputError,
+    Picture,
+    load_contents,
+    load_square,
+    write_contact_sheet,
+    write_grid_images,
+)
 from culturelab.generation.motifs import CULTURES, MAX_RESOLUTION, motif_seed, render_motif_array
 from culturelab.generation.nst import NSTConfig, Targets, content_targets, style_grams, stylize
-from culturelab.generation.sample import SCHEMA, VERSION, created_at, id_safe, png_bytes, staged_folder
+from culturelab.generation.sample import SCHEMA, VERSION, created_at, staged_folder
 from culturelab.generation.vgg import LAYER_NAMES, FeatureSource, load_features
 
 log = logging.getLogger(__name__)
 
-MIN_SIDE = 32  # content and style images smaller than this on their shorter side carry too little to transfer
 MOTIF = "motif"  # CULTURE=motif: the style is drawn from the built-in motifs of that culture
 DEFAULT_BETA = {"imagenet": 1e6, "random": 1e8}  # random VGG19 responses are smaller; see docs/generation.md
-_SHEET_CELL = 160
 
 
-class StylizeError(ValueError):
-    """Input that cannot be stylised (a missing or tiny image, an unknown culture, a size that will not fit)."""
-
-
-@dataclass
-class Picture:
-    """A content or style image: its id, where it came from, and its pixels (size x size x 3, uint8)."""
-
-    id: str
-    source: dict
-    rgb: np.ndarray = field(repr=False)
-
-
-def load_square(path: Path, size: int, what: str) -> np.ndarray:
-    """Decode ``path``, centre-crop it to a square and resize it to ``size`` (Lanczos)."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise StylizeError(f"cannot read {what} image {path}: {exc}") from exc
-    w, h = im.size
-    if min(w, h) < MIN_SIDE:
-        raise StylizeError(f"{what} image {path} is {w}x{h} px; it needs at least {MIN_SIDE} px on its shorter side")
-    side = min(w, h)
-    im = im.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
-    return np.asarray(im.resize((size, size), Image.Resampling.LANCZOS) if side != size else im)
-
-
-def content_files(sources: list[Path]) -> list[Path]:
-    """Files given directly, and every image in folders given (sorted by name)."""
-    files: list[Path] = []
-    for source in map(Path, sources):
-        if source.is_dir():
-            found = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise StylizeError(f"content folder {source} has no images ({', '.join(IMAGE_SUFFIXES)})")
-            files += found
-        elif source.is_file():
-            files.append(source)
-        else:
-            raise StylizeError(f"content image {source} does not exist")
-    return files
-
-
-def load_contents(sources: list[Path], size: int) -> list[Picture]:
-    """The content images; each one's id is its file name's stem, made Contract-1 safe, and must be unique."""
-    pictures, seen = [], {}
-    for path in content_files(sources):
-        content_id = id_safe(path.stem)[:48]
-        if content_id in seen:
-            raise StylizeError(f"content images {seen[content_id]} and {path} would both get the id {content_id!r}")
-        seen[content_id] = path
-        rgb = load_square(path, size, "content")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        pictures.append(Picture(content_id, {"file": path.name, "sha256": digest}, rgb))
-    return pictures
+class StylizeError(GridInputError):
+    """Input that cannot be stylised (a bad style, an unknown culture, a size that will not fit)."""
 
 
 def parse_styles(specs: list[str]) -> dict[str, list[str]]:
@@ -218,24 +169,6 @@ def _initial_images(cfg: NSTConfig, pairs, contents, styles, seeds, device) -> t
     )
 
 
-def write_contact_sheet(path: Path, contents: list[Picture], cultures: list[str], grid: dict) -> None:
-    """The grid as people read it: one row per content image (the original first), one column per culture."""
-    cell = _SHEET_CELL
-    pad, label = 4, 18
-    sheet = Image.new(
-        "RGB", ((len(cultures) + 1) * (cell + pad) + pad, label + len(contents) * (cell + pad) + pad), "white"
-    )
-    draw = ImageDraw.Draw(sheet)
-    for j, title in enumerate(["content", *cultures]):
-        draw.text((pad + j * (cell + pad), 3), title, fill="black")
-    for i, content in enumerate(contents):
-        row = [content.rgb] + [grid[(i, k)] for k in range(len(cultures))]
-        for j, rgb in enumerate(row):
-            thumb = Image.fromarray(rgb).resize((cell, cell), Image.Resampling.LANCZOS)
-            sheet.paste(thumb, (pad + j * (cell + pad), label + pad + i * (cell + pad)))
-    sheet.save(path)
-
-
 def write_nst_set(
     content_sources: list[Path],
     style_specs: list[str],
@@ -290,7 +223,7 @@ def write_nst_set(
             for pair, rgb in zip(batch, images, strict=True):
                 grid[pair] = rgb
         bar.close()
-        stimuli = _write_images(tmp, contents, cultures, grid, seed)
+        stimuli = write_grid_images(tmp, contents, cultures, grid, "nst", lambda i, k: seed + i * len(cultures) + k)
         manifest = {
             "schema": SCHEMA,
             "name": name or out.name,
@@ -303,30 +236,6 @@ def write_nst_set(
         write_contact_sheet(tmp / "contact-sheet.png", contents, cultures, grid)
     log.info("wrote %d stimuli (%d contents x %d cultures) to %s", len(stimuli), len(contents), len(cultures), out)
     return out
-
-
-def _write_images(tmp: Path, contents: list[Picture], cultures: list[str], grid: dict, seed: int) -> list[dict]:
-    (tmp / "images").mkdir()
-    stimuli = []
-    for (i, k), rgb in sorted(grid.items()):
-        stimulus_id = f"{contents[i].id}-{id_safe(cultures[k])}"
-        data = png_bytes(rgb)
-        (tmp / "images" / f"{stimulus_id}.png").write_bytes(data)
-        stimuli.append(
-            {
-                "id": stimulus_id,
-                "file": f"images/{stimulus_id}.png",
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "width": int(rgb.shape[1]),
-                "height": int(rgb.shape[0]),
-                "culture": cultures[k],
-                "mix": {cultures[k]: 1.0},
-                "method": "nst",
-                "seed": seed + i * len(cultures) + k,
-                "content": contents[i].id,
-            }
-        )
-    return stimuli
 
 
 def _generator(cfg: NSTConfig, source: FeatureSource, size, seed, batch_size, contents, styles) -> dict:
