@@ -305,7 +305,7 @@ def evaluate_command(
     )
 
 
-def _layer_list(text: str) -> tuple[str, ...]:
+def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
@@ -398,8 +398,8 @@ def stylize_command(
     _setup_logging()
     try:
         cfg = NSTConfig(
-            content_layers=_layer_list(content_layers),
-            style_layers=_layer_list(style_layers),
+            content_layers=_comma_list(content_layers),
+            style_layers=_comma_list(style_layers),
             style_weights=_number_list(style_weights),
             alpha=alpha,
             beta=DEFAULT_BETA[features] if beta is None else beta,
@@ -426,6 +426,104 @@ def stylize_command(
             progress=True,
         )
     except (GridInputError, FeaturesError, ConfigError, ValueError, FileExistsError) as exc:
+        raise BadInput(str(exc)) from exc
+    manifest = json.loads((out / "manifest.json").read_text())
+    click.echo(
+        f"wrote {len(manifest['stimuli'])} stimuli ({len(manifest['cultures'])} cultures) to {out} "
+        "(manifest.json, contact-sheet.png)"
+    )
+
+
+@generate.command("train-translation")
+@click.option("--data", default="motifs", show_default=True, help="'motifs' or an ImageFolder DATA/<culture>/*.png")
+@click.option(
+    "--content",
+    "contents",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="Content images or folders (repeatable; default: the built-in scenes).",
+)
+@click.option("--out", type=click.Path(file_okay=False), default="runs/translation", show_default=True)
+@click.option("--resolution", type=click.Choice(["32", "64", "128"]), default="64", show_default=True)
+@click.option("--per-culture", type=click.IntRange(1), default=500, show_default=True, help="For --data motifs.")
+@click.option("--steps", type=click.IntRange(1), default=20000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2), default=16, show_default=True, help="Half culture, half content.")
+@click.option("--lr-g", type=float, default=1e-4, show_default=True)
+@click.option("--lr-d", type=float, default=1e-4, show_default=True)
+@click.option("--lambda-cls", type=click.FloatRange(0), default=1.0, show_default=True, help="Culture classification.")
+@click.option("--lambda-rec", type=click.FloatRange(0), default=10.0, show_default=True, help="Cycle reconstruction.")
+@click.option("--lambda-id", type=click.FloatRange(0), default=0.0, show_default=True, help="Identity |x - G(x, c_x)|.")
+@click.option("--g-channels", type=click.IntRange(4), default=32, show_default=True)
+@click.option("--d-channels", type=click.IntRange(4), default=32, show_default=True)
+@click.option("--res-blocks", type=click.IntRange(0), default=4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--log-every", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=500, show_default=True)
+@click.option(
+    "--max-minutes", type=click.FloatRange(0, min_open=True), default=None, help="Stop early after this long."
+)
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.safetensors if it exists.")
+def train_translation_command(contents: tuple[Path, ...], resolution: str, **options) -> None:
+    """Train the culture-conditioned translation GAN (StarGAN-style): one G restyles content to any culture."""
+    from culturelab.generation.content_grid import GridInputError
+    from culturelab.generation.train import ConfigError
+    from culturelab.generation.translation_train import TranslationTrainConfig, train_translation
+
+    _setup_logging()
+    cfg = TranslationTrainConfig(content=tuple(map(str, contents)), resolution=int(resolution), **options)
+    try:
+        path = train_translation(cfg, progress=True)
+    except (ConfigError, DatasetError, CheckpointError, GridInputError) as exc:
+        raise BadInput(str(exc)) from exc
+    click.echo(f"translation generator checkpoint: {path}")
+
+
+@generate.command("translate")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--content",
+    "contents",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="Content image or folder (repeatable; default: the built-in scenes).",
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Set folder to write.")
+@click.option("--cultures", default=None, help="Comma-separated cultures to render (default: all the model's).")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--name", default=None, help="Set name in the manifest (default: the folder name).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+def translate_command(
+    checkpoint: Path,
+    contents: tuple[Path, ...],
+    out: Path,
+    cultures: str | None,
+    batch_size: int,
+    name: str | None,
+    device: str,
+    overwrite: bool,
+) -> None:
+    """Restyle content images to each culture with a translation checkpoint, as a stimulus set."""
+    from culturelab.generation.content_grid import GridInputError
+    from culturelab.generation.content_images import BUILTIN_CONTENT_DIR
+    from culturelab.generation.train import ConfigError, resolve_device
+    from culturelab.generation.translate import write_translation_set
+
+    _setup_logging()
+    try:
+        write_translation_set(
+            checkpoint,
+            list(contents) or [BUILTIN_CONTENT_DIR],
+            out,
+            cultures=_comma_list(cultures) if cultures else None,
+            batch_size=batch_size,
+            device=resolve_device(device),
+            name=name,
+            overwrite=overwrite,
+            progress=True,
+        )
+    except (CheckpointError, ConfigError, GridInputError, FileExistsError) as exc:
         raise BadInput(str(exc)) from exc
     manifest = json.loads((out / "manifest.json").read_text())
     click.echo(
