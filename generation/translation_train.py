@@ -168,6 +168,15 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
         raise ConfigError(f"--batch-size {cfg.batch_size} must be even (half culture images, half content)")
     out = Path(cfg.out)
     ckpt_path = out / "checkpoint.safetensors"
+    resume_from = None
+    if cfg.resume and ckpt_path.exists():  # checked before the data are rendered or decoded
+        resume_from = read_translation(ckpt_path)
+        header = resume_from[0]
+        if header.get("kind") != "training":
+            raise ConfigError(f"{ckpt_path} holds only a generator; --resume needs a training checkpoint")
+        changed = [key for key in _RESUME_KEYS if header["train"].get(key) != cfg.to_dict()[key]]
+        if changed:
+            raise ConfigError(f"{ckpt_path} was trained with other settings ({', '.join(changed)}); cannot resume")
     contents = load_contents([Path(c) for c in cfg.content] or [BUILTIN_CONTENT_DIR], 2 * cfg.resolution)
     data = load_data(cfg.data, cfg.resolution, cfg.per_culture, cfg.seed, progress)
     if CONTENT_DOMAIN in data.cultures:
@@ -184,15 +193,10 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     rng = torch.Generator().manual_seed(cfg.seed + 1)  # batches and targets, on the CPU: device-independent
     start = 0
-    if cfg.resume and ckpt_path.exists():
-        header, tensors = read_translation(ckpt_path)
-        if header.get("kind") != "training":
-            raise ConfigError(f"{ckpt_path} holds only a generator; --resume needs a training checkpoint")
+    if resume_from is not None:
+        header, tensors = resume_from
         if header.get("model") != mcfg.to_dict():
             raise ConfigError(f"{ckpt_path} was trained with another model config; cannot resume")
-        changed = [key for key in _RESUME_KEYS if header["train"].get(key) != cfg.to_dict()[key]]
-        if changed:
-            raise ConfigError(f"{ckpt_path} was trained with other settings ({', '.join(changed)}); cannot resume")
         g.load_state_dict(_submodule_state("g", tensors))
         d.load_state_dict(_submodule_state("d", tensors))
         _load_optimizer("opt_g", opt_g, tensors, header["param_groups"]["opt_g"])

@@ -1,0 +1,235 @@
+"""The culture-conditioned translation GAN: model shapes and conditioning, the losses by hand, exact resume,
+and `generate train-translation` / `generate translate` as a researcher runs them."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from culturelab.generation.checkpoint import DEFAULT_CHECKPOINT
+from culturelab.generation.translation import (
+    LossWeights,
+    TranslationConfig,
+    TranslationDiscriminator,
+    TranslationGenerator,
+    d_adversarial_loss,
+    g_adversarial_loss,
+    one_hot,
+    random_targets,
+    translation_update,
+)
+from culturelab.generation.translation_train import TranslationTrainConfig, read_translation, train_translation
+from culturelab.platform.cli import main
+from culturelab.platform.stimuli import Manifest
+
+TINY = TranslationConfig(("girih", "kente", "content"), resolution=32, g_channels=4, d_channels=4, res_blocks=1)
+TINY_TRAIN = [
+    "--resolution",
+    32,
+    "--per-culture",
+    4,
+    "--batch-size",
+    4,
+    "--g-channels",
+    4,
+    "--d-channels",
+    4,
+    "--res-blocks",
+    1,
+    "--device",
+    "cpu",
+    "--log-every",
+    1,
+]
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["generate", *map(str, args)], catch_exceptions=False)
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_g_restyles_to_the_domain_it_is_given_and_d_has_two_heads():
+    torch.manual_seed(0)
+    g, d = TranslationGenerator(TINY), TranslationDiscriminator(TINY)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    to_girih, to_kente = g(x, one_hot(torch.tensor([0, 0]), 3)), g(x, one_hot(torch.tensor([1, 1]), 3))
+    assert to_girih.shape == x.shape and to_girih.abs().max() <= 1
+    assert (to_girih - to_kente).abs().mean() > 1e-3
+    adv, cls = d(x)
+    assert adv.shape == (2, 16) and cls.shape == (2, 3)  # 4x4 real/fake patches; one logit per domain
+
+
+def test_adversarial_losses_are_section_4_3_by_hand():
+    real, fake = torch.tensor([[2.0]]), torch.tensor([[-1.0]])
+    # L_D = -log sigmoid(2) - log(1 - sigmoid(-1)); L_G = -log sigmoid(-1)
+    sigmoid = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    assert d_adversarial_loss(real, fake).item() == pytest.approx(-math.log(sigmoid(2)) - math.log(1 - sigmoid(-1)))
+    assert g_adversarial_loss(fake).item() == pytest.approx(-math.log(sigmoid(-1)))
+
+
+def test_targets_are_any_other_domain():
+    source = torch.tensor([0, 1, 2] * 200)
+    target = random_targets(source, 3, torch.Generator().manual_seed(0))
+    assert (target != source).all()
+    assert {(s, t) for s, t in zip(source.tolist(), target.tolist(), strict=True)} == {
+        (0, 1),
+        (0, 2),
+        (1, 0),
+        (1, 2),
+        (2, 0),
+        (2, 1),
+    }
+
+
+def test_an_update_reports_the_cycle_and_d_losses_of_the_models_it_started_with():
+    torch.manual_seed(1)
+    g, d = TranslationGenerator(TINY), TranslationDiscriminator(TINY)
+    g0, d0 = copy.deepcopy(g), copy.deepcopy(d)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    source, target = torch.tensor([0, 1, 2, 2]), torch.tensor([1, 2, 0, 1])
+    opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+    stats = translation_update(g, d, opt_g, opt_d, x, source, target, LossWeights())
+    with torch.no_grad():
+        fake = g0(x, one_hot(target, 3))
+        expected_d = d_adversarial_loss(d0(x)[0], d0(fake)[0])
+        # cycle reconstruction |x - G(G(x, c), c_x)|_1 with G as it was (D is updated first, G after)
+        expected_rec = (x - g0(fake, one_hot(source, 3))).abs().mean()
+    assert stats["loss_d_adv"] == pytest.approx(expected_d.item(), rel=1e-5)
+    assert stats["loss_rec"] == pytest.approx(expected_rec.item(), rel=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(g.parameters(), g0.parameters(), strict=True))
+
+
+def _tiny_train(out, steps, **overrides):
+    settings = dict(
+        out=str(out),
+        resolution=32,
+        per_culture=4,
+        steps=steps,
+        batch_size=4,
+        g_channels=4,
+        d_channels=4,
+        res_blocks=1,
+        log_every=1,
+        checkpoint_every=2,
+        device="cpu",
+    )
+    return TranslationTrainConfig(**(settings | overrides))
+
+
+def test_resume_continues_exactly_as_if_never_stopped(tmp_path):
+    torch.set_num_threads(1)
+    straight = read_translation(train_translation(_tiny_train(tmp_path / "a", 4), progress=False))[1]
+    train_translation(_tiny_train(tmp_path / "b", 2), progress=False)
+    resumed = read_translation(train_translation(_tiny_train(tmp_path / "b", 4, resume=True), progress=False))[1]
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+    header = read_translation(tmp_path / "b" / "checkpoint.safetensors")[0]
+    assert header["step"] == 4 and header["model"]["domains"][-1] == "content"
+    assert len((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+@pytest.fixture(scope="module")
+def translator(tmp_path_factory):
+    out = tmp_path_factory.mktemp("translation")
+    torch.set_num_threads(1)
+    result = run("train-translation", "--out", out, "--steps", 2, *TINY_TRAIN)
+    assert result.exit_code == 0, result.output
+    return out / "generator.safetensors"
+
+
+def test_translate_writes_the_content_by_culture_grid(translator, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("translate", "--checkpoint", translator, "--out", "set", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "set" / "manifest.json").read_text())
+    Manifest.model_validate(manifest)
+    assert manifest["cultures"] == ["seigaiha", "girih", "kente", "meander", "ice_ray"]
+    assert len(manifest["stimuli"]) == 25 and {s["method"] for s in manifest["stimuli"]} == {"translation"}
+    assert {s["content"] for s in manifest["stimuli"]} == {"boat", "fish", "flower", "house", "tree"}
+    assert manifest["generator"]["method"] == "translation" and manifest["generator"]["step"] == 2
+    with Image.open(tmp_path / "set" / "images" / "house-girih.png") as im:
+        assert im.size == (32, 32)
+    again = run("translate", "--checkpoint", translator, "--out", "again", "--device", "cpu", "--batch-size", 3)
+    assert again.exit_code == 0
+    second = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert [s["sha256"] for s in second["stimuli"]] == [s["sha256"] for s in manifest["stimuli"]]
+
+
+def test_translate_takes_a_subset_of_cultures_and_the_users_content(translator, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (80, 60), "orange").save("sun.png")
+    result = run(
+        "translate",
+        "--checkpoint",
+        translator,
+        "--content",
+        "sun.png",
+        "--cultures",
+        "kente,girih",
+        "--out",
+        "set",
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "set" / "manifest.json").read_text())
+    assert [s["id"] for s in manifest["stimuli"]] == ["sun-kente", "sun-girih"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--cultures", "aztec"], ["unknown culture(s) aztec", "the model knows seigaiha"]),
+        (["--content", "tiny.png"], ["tiny.png is 8x8 px"]),
+    ],
+)
+def test_translate_bad_input_is_one_line_and_leaves_no_set(translator, tmp_path, monkeypatch, args, fragments):
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 8)).save("tiny.png")
+    one_line_error(run("translate", "--checkpoint", translator, "--out", "set", "--device", "cpu", *args), *fragments)
+    assert not (tmp_path / "set").exists() and not list(tmp_path.glob(".set*"))
+
+
+def test_translate_refuses_a_cgan_or_missing_checkpoint(tmp_path):
+    one_line_error(
+        run("translate", "--checkpoint", DEFAULT_CHECKPOINT, "--out", tmp_path / "s"), "not a translation model"
+    )
+    one_line_error(
+        run("translate", "--checkpoint", tmp_path / "none.safetensors", "--out", tmp_path / "s"), "does not exist"
+    )
+    assert not (tmp_path / "s").exists()
+
+
+def test_resume_with_other_settings_is_refused(translator, tmp_path):
+    run_dir = translator.parent
+    result = run(
+        "train-translation",
+        "--out",
+        run_dir,
+        "--steps",
+        3,
+        "--resume",
+        *TINY_TRAIN[:4],
+        "--batch-size",
+        6,
+        *TINY_TRAIN[6:],
+    )
+    one_line_error(result, "other settings (batch_size)")
+    odd = run(
+        "train-translation", "--out", tmp_path / "r", "--steps", 1, *TINY_TRAIN[:4], "--batch-size", 5, *TINY_TRAIN[6:]
+    )
+    one_line_error(odd, "must be even")
