@@ -7,7 +7,8 @@
 - ``vs_bare_vgg``: ``--compare-evaluations`` evaluations at ``--compare-size`` px against as many bare VGG19
   forward+backward passes to relu5_1 on the same input, measured in the same run: what the losses, the Gram
   matrices and L-BFGS add to the network itself (target: ratio <= 1.2 on the 2-core CPU, 256 px, 200);
-  ``median_ratio`` compares median evaluation and pass times, which a shared CPU disturbs less.
+  ``median_ratio`` compares median evaluation and pass times, which a shared CPU disturbs less;
+- ``translation``: images/s of the translation GAN's generator (default widths) at 64 px, batches of 64.
 
 Timing does not depend on the weights' values, so the features are seeded random VGG19 weights (no file
 needed); everything else is what the command runs (channels_last, deterministic cuDNN, the batched L-BFGS).
@@ -28,10 +29,12 @@ from pathlib import Path
 
 import torch
 
-from culturelab.generation.motifs import render_motif_array
+from culturelab.generation.data import to_uint8
+from culturelab.generation.motifs import CULTURES, render_motif_array
 from culturelab.generation.nst import NSTConfig, Targets, content_targets, style_grams, stylize
 from culturelab.generation.stylize import DEFAULT_BETA
 from culturelab.generation.train import resolve_device
+from culturelab.generation.translation import CONTENT_DOMAIN, TranslationConfig, TranslationGenerator, one_hot
 from culturelab.generation.vgg import load_features
 
 
@@ -90,6 +93,22 @@ def time_bare_vgg(passes: int, size: int, device: torch.device) -> tuple[float, 
     return stamps[-1] - stamps[0], statistics.median(b - a for a, b in itertools.pairwise(stamps))
 
 
+def time_translation(resolution: int, batch: int, batches: int, device: torch.device) -> float:
+    """Images/s of the translation generator (default widths, random weights) on uint8 content -> uint8."""
+    cfg = TranslationConfig((*CULTURES, CONTENT_DOMAIN), resolution=resolution)
+    g = TranslationGenerator(cfg).to(device).eval()
+    x = images("kente", batch, resolution, device).mul(2).sub(1)
+    c = one_hot(torch.arange(batch) % len(CULTURES), len(cfg.domains)).to(device)
+    with torch.no_grad():
+        g(x, c)
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(batches):
+            to_uint8(g(x, c)).cpu()
+        sync(device)
+    return batch * batches / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
@@ -98,7 +117,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--compare-size", type=int, default=256)
     parser.add_argument("--compare-evaluations", type=int, default=200)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["unbatched", "batched", "vs_bare_vgg"])
+    parser.add_argument("--translation-resolution", type=int, default=64)
+    parser.add_argument("--translation-batches", type=int, default=10)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["unbatched", "batched", "vs_bare_vgg", "translation"])
     args = parser.parse_args()
     device = resolve_device(args.device)
     if device.type == "cuda":  # as `generate stylize` runs: deterministic cuDNN kernels
@@ -134,6 +155,12 @@ def main() -> None:
             "median_bare_pass_s": bare_median,
             "median_ratio": stylize_median / bare_median,
             "target_ratio": 1.2,
+        }
+    if "translation" not in args.skip:
+        result["translation"] = {
+            "resolution": args.translation_resolution,
+            "batch_size": 64,
+            "images_per_s": time_translation(args.translation_resolution, 64, args.translation_batches, device),
         }
     print(json.dumps(result, indent=2))
 

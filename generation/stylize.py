@@ -119,7 +119,7 @@ def memory_needed(size: int, batch: int, cfg: NSTConfig) -> int:
     pixels = 3 * size * size
     activations = 2 * _activation_floats(size, deepest)
     history = 2 * cfg.history_size * pixels if cfg.optimizer == "lbfgs" else 2 * pixels
-    return 4 * batch * (activations + history + 8 * pixels) + 200 * 2**20
+    return 4 * batch * (activations + history + 8 * pixels) + 600 * 2**20  # + torch, weights, Python
 
 
 def memory_available(device: torch.device) -> int | None:
