@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The generation speed benchmark on a lent GPU (docs/generation.md, "Speed"): benchmarks/generation.py on
-# CUDA, eager and then with torch.compile, with the shipped checkpoint. Writes bench-eager.json,
+# CUDA, eager and then with torch.compile, with the shipped checkpoint, then benchmarks/style_transfer.py. Writes bench-eager.json,
 # bench-compile.json and log.txt to $OUT. Short on purpose: a device session's time is scarce.
 # Runs from the repository root on a machine with torch but without culturelab installed: the
 # generation/ folder is mapped to culturelab.generation through a namespace folder on PYTHONPATH.
@@ -21,3 +21,7 @@ timeout 200 python3 benchmarks/generation.py --device "$DEVICE" --no-compile | t
 echo "eager exit $?"
 timeout 200 python3 benchmarks/generation.py --device "$DEVICE" | tee "$OUT/bench-compile.json"
 echo "compile exit $?"
+# Style transfer (docs/generation.md, "Style transfer"): 300 L-BFGS evaluations at 512 px, unbatched and
+# in batches of 8, the bare-VGG19 comparison and translation images/s.
+timeout 240 python3 benchmarks/style_transfer.py --device "$DEVICE" | tee "$OUT/bench-style-transfer.json"
+echo "style transfer exit $?"
