@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The generation speed benchmark on a lent GPU (docs/generation.md, "Speed"): benchmarks/generation.py on
-# CUDA, eager and then with torch.compile, with the shipped checkpoint, then benchmarks/style_transfer.py. Writes bench-eager.json,
-# bench-compile.json and log.txt to $OUT. Short on purpose: a device session's time is scarce.
+# CUDA, eager and then with torch.compile, with the shipped checkpoint, then benchmarks/style_transfer.py.
+# Writes bench-eager.json, bench-compile.json, bench-style-transfer.json and log.txt to $OUT. Short on purpose: a device session's time is scarce.
 # Runs from the repository root on a machine with torch but without culturelab installed: the
 # generation/ folder is mapped to culturelab.generation through a namespace folder on PYTHONPATH.
 #   OUT=$OUT bash benchmarks/gpu_check.sh            (DEVICE=cpu for a dry run here)
