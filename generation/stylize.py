@@ -30,6 +30,7 @@ from culturelab.generation.content_grid import (
     MIN_SIDE,
     GridInputError,
     Picture,
+    content_files,
     load_contents,
     load_square,
     write_contact_sheet,
@@ -38,7 +39,7 @@ from culturelab.generation.content_grid import (
 from culturelab.generation.motifs import CULTURES, MAX_RESOLUTION, motif_seed, render_motif_array
 from culturelab.generation.nst import NSTConfig, Targets, content_targets, style_grams, stylize
 from culturelab.generation.sample import SCHEMA, VERSION, created_at, staged_folder
-from culturelab.generation.vgg import LAYER_NAMES, FeatureSource, load_features
+from culturelab.generation.vgg import LAYER_NAMES, FeatureSource, check_layers, load_features
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,9 @@ def write_nst_set(
     if size < MIN_SIDE:
         raise StylizeError(f"--size {size} is below the minimum of {MIN_SIDE} px")
     styles_given = parse_styles(style_specs)
-    check_memory(size, batch_size, cfg, device, memory_available(device))
+    check_layers(cfg.layers)
+    pairs_count = len(content_files(content_sources)) * len(styles_given)
+    check_memory(size, min(batch_size, pairs_count), cfg, device, memory_available(device))
     vgg, source = load_features(features, cfg.layers, weights=vgg_weights, seed=seed)
     vgg = vgg.to(device)
     contents = load_contents(content_sources, size)

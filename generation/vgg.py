@@ -68,6 +68,12 @@ class FeatureSource:
         return {"kind": self.kind, "file": self.file, "sha256": self.sha256, "seed": self.seed}
 
 
+def check_layers(layers: list[str]) -> None:
+    unknown = [name for name in layers if name not in CONV_LAYERS]
+    if unknown:
+        raise FeaturesError(f"unknown VGG19 layer(s) {', '.join(unknown)}; use conv1_1 ... conv5_4")
+
+
 class VGGFeatures(nn.Module):
     """VGG19's convolutional part up to the deepest requested layer; returns {layer: response}.
 
@@ -76,9 +82,7 @@ class VGGFeatures(nn.Module):
 
     def __init__(self, body: nn.Sequential, layers: list[str]) -> None:
         super().__init__()
-        unknown = [name for name in layers if name not in CONV_LAYERS]
-        if unknown:
-            raise FeaturesError(f"unknown VGG19 layer(s) {', '.join(unknown)}; use conv1_1 ... conv5_4")
+        check_layers(layers)
         # A layer's response is read after its ReLU, which directly follows the conv (see module docstring).
         self.taps = {LAYER_NAMES.index(name) + 1: name for name in layers}
         # channels_last: oneDNN's and cuDNN's faster convolution layout (1.4x per pass on a 2-core CPU).
