@@ -121,7 +121,7 @@ def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[st
             result = TestResult.skip("in_group_preference", "CLMM (interlace-lme clmm)", f"the fit failed: {exc}")
         sensitivity.append(result.to_dict())
     tick(f"{qid}: participant-level tests")
-    sensitivity.append(nonparametric.ingroup_signed_rank(df, opts.n_boot, opts.seed).to_dict())
+    sensitivity.append(nonparametric.ingroup_permutation(df, n_boot=opts.n_boot, seed=opts.seed).to_dict())
     out["sensitivity"] = sensitivity
     kw, posthoc = nonparametric.kruskal_groups(df, opts.n_boot, opts.seed)
     out["nonparametric"] = [kw.to_dict()]

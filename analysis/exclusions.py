@@ -2,8 +2,10 @@
 
 Rules run in a fixed order, the flow of a CONSORT-style diagram: incomplete sessions, failed attention
 checks, too-fast responding (median RT below a floor), straight-lining (longstring: the longest run of
-identical consecutive Likert answers). A participant is listed once, under the first rule that removes
-them; `all_reasons` keeps every rule they broke.
+identical consecutive Likert answers), and, when switched on, away from the page (the share of trials during
+which the page was hidden or out of focus for longer than a limit, from Contract 2's `hidden_ms`; off by
+default, and never applied to a package without `hidden_ms`). A participant is listed once, under the first
+rule that removes them; `all_reasons` keeps every rule they broke.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import yaml
 
 from culturelab.analysis.load import Package
 
-REASONS = ("incomplete", "attention", "too_fast", "straightlining")
+REASONS = ("incomplete", "attention", "too_fast", "straightlining", "hidden")
 
 
 class ExclusionConfigError(ValueError):
@@ -34,6 +36,9 @@ class ExclusionRules:
     straightlining: bool = True
     longstring_max_fraction: float = 0.6  # longest identical run / Likert answers above this: straight-lining
     longstring_min_items: int = 10  # fewer Likert answers than this: the rule is not applied
+    hidden: bool = False  # opt-in: Contract 3 lists the four reasons above as the defaults
+    hidden_trial_ms: float = 10000.0  # a trial during which the page was hidden longer than this counts as away
+    hidden_max_fraction: float = 0.2  # more than this share of a participant's trials away: excluded
 
     @classmethod
     def from_file(cls, path: str | Path) -> ExclusionRules:
@@ -94,7 +99,10 @@ def participant_checks(pkg: Package) -> pd.DataFrame:
     out["median_rt_ms"] = answered.groupby("participant_id")["rt_ms"].median().astype(float)
     out["n_likert"] = likert.groupby("participant_id").size()
     out["longstring"] = _longstrings(likert)
+    hidden = answered["hidden_ms"].astype("Float64")
+    out["n_hidden_measured"] = hidden.notna().groupby(answered["participant_id"]).sum()
     out["n_likert"] = out["n_likert"].fillna(0).astype(int)
+    out["n_hidden_measured"] = out["n_hidden_measured"].fillna(0).astype(int)
     out["longstring"] = out["longstring"].fillna(0).astype(int)
     return out
 
@@ -112,6 +120,13 @@ def apply_exclusions(pkg: Package, rules: ExclusionRules) -> pd.DataFrame:
     if rules.straightlining:
         enough = c["n_likert"] >= rules.longstring_min_items
         broken["straightlining"] = enough & (c["longstring"] > rules.longstring_max_fraction * c["n_likert"])
+    if rules.hidden:
+        r = pkg.responses[pkg.responses["trial_kind"] != "attention"]
+        away = (r["hidden_ms"].astype("Float64") > rules.hidden_trial_ms).fillna(False).astype(int)
+        n_away = away.groupby(r["participant_id"]).sum().reindex(c.index).fillna(0)
+        share = n_away / c["n_hidden_measured"].clip(lower=1)
+        c["away_fraction"] = share.where(c["n_hidden_measured"] > 0)
+        broken["hidden"] = (c["away_fraction"] > rules.hidden_max_fraction).fillna(False).astype(bool)
     flags = broken.to_numpy()
     c["all_reasons"] = [[r for r, hit in zip(REASONS, row) if hit] for row in flags]
     c["reason"] = [reasons[0] if reasons else "" for reasons in c["all_reasons"]]

@@ -37,6 +37,13 @@ RESPONSE_COLUMNS: list[tuple[str, str, bool]] = [
     ("rt_ms", "integer", True), ("created_at", "datetime", True),
 ]
 TABLES = {"participants": PARTICIPANT_COLUMNS, "stimuli": STIMULUS_COLUMNS, "responses": RESPONSE_COLUMNS}
+# Contract 2 columns that follow the required ones in newer exports; a package without them still loads
+# (older exports, a lab's own data) and gets them empty, so later code need not ask.
+OPTIONAL_COLUMNS: dict[str, list[tuple[str, str, bool]]] = {
+    "participants": [("languages", "string", True)], "responses": [("hidden_ms", "integer", True)]}
+# Text a participant typed, exported OWASP-safe: a value starting with one of these got one extra leading '
+FREE_TEXT = {"participants": ("gender",)}
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 TRIAL_KINDS = ("likert", "slider", "choice", "attention")
 STATUSES = ("started", "completed", "withdrawn", "screened_out")
 RATING_KINDS = ("likert", "slider")
@@ -94,13 +101,30 @@ def _read_table(path: Path, fmt: str) -> pd.DataFrame:
         if fmt == "parquet":
             df = pd.read_parquet(path)
             return df.astype(object).where(df.notna(), "")
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
+        # Rows end at "\n" only: the platform's csv writer does not quote a lone carriage return inside typed
+        # text, which the default reader would take for a line break. A CRLF file's "\r" is stripped below.
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8",
+                         lineterminator="\n")
+        df.columns = [str(c).rstrip("\r") for c in df.columns]
+        if len(df.columns):
+            df[df.columns[-1]] = df[df.columns[-1]].str.rstrip("\r")
+        return df
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DataPackageError(f"{path.name}: cannot be read as {fmt}: {exc}") from exc
 
 
-def _parse_column(values: pd.Series, kind: str, nullable: bool, where) -> pd.Series:
-    """Parse one column to its Contract 2 type; `where(i)` names the row of the first bad value."""
+def unescape_text(value: str) -> str:
+    """Undo the platform's spreadsheet protection (Contract 2): exactly one leading ' comes off a value that
+    starts with ' followed by = + - @ tab, CR or ', so the text reads back as the participant typed it."""
+    return value[1:] if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_STARTS else value
+
+
+def _parse_column(values: pd.Series, kind: str, nullable: bool, where, free_text: bool = False) -> pd.Series:
+    """Parse one column to its Contract 2 type; `where(i)` names the row of the first bad value. Free text
+    keeps its spaces and loses the spreadsheet-protection apostrophe."""
+    if free_text:
+        return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                          unescape_text(str(v)))
     text = values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip())
     empty = text == ""
     if not nullable and empty.any():
@@ -143,8 +167,12 @@ def _load_resource(root: Path, resource: dict, name: str) -> pd.DataFrame:
     if fmt not in ("csv", "parquet"):
         raise DataPackageError(f"datapackage.json: resource {name!r} has format {fmt!r} (csv or parquet)")
     df = _read_table(path, fmt)
-    expected = [c for c, _, _ in TABLES[name]]
+    columns = list(TABLES[name])
     header = list(df.columns)
+    for col in OPTIONAL_COLUMNS.get(name, []):
+        if col[0] in header:
+            columns.append(col)
+    expected = [c for c, _, _ in columns]
     for pos, col in enumerate(expected):
         if col not in header:
             raise DataPackageError(f"{path.name}: column {col!r} is missing (row 1, Contract 2 column {pos + 1})")
@@ -156,11 +184,16 @@ def _load_resource(root: Path, resource: dict, name: str) -> pd.DataFrame:
     if declared and declared != header:
         raise DataPackageError(f"{path.name}: the header {header} differs from datapackage.json's schema {declared}")
     out = pd.DataFrame(index=df.index)
-    for col, kind, nullable in TABLES[name]:
+    for col, kind, nullable in columns:
         out[col] = _parse_column(df[col], kind, nullable,
-                                 lambda i, c=col: f"{path.name} row {_row(i, fmt)}, column {c}")
+                                 lambda i, c=col: f"{path.name} row {_row(i, fmt)}, column {c}",
+                                 free_text=col in FREE_TEXT.get(name, ()))
+    for col, kind, _ in OPTIONAL_COLUMNS.get(name, []):
+        if col not in out:
+            out[col] = pd.Series(pd.NA, index=df.index, dtype="Int64") if kind == "integer" else ""
     for col in header[len(expected):]:  # extra columns may follow; kept as they are
-        out[col] = df[col]
+        if col not in out:
+            out[col] = df[col]
     out.attrs["file"], out.attrs["format"] = path.name, fmt
     return out
 

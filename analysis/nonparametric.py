@@ -1,8 +1,9 @@
 """Participant-level non-parametric layer: one number per participant, so no model assumptions.
 
 Kruskal–Wallis across culture groups on per-participant mean ratings (ε², bootstrap CI), pairwise
-Mann–Whitney post-hocs with Holm correction (Cliff's δ, bootstrap CI), and a Wilcoxon signed-rank test of
-each participant's in-group difference (mean own-culture rating − mean other-culture rating) against 0.
+Mann–Whitney post-hocs with Holm correction (Cliff's δ, bootstrap CI), and a permutation test of each
+participant's in-group difference adjusted for stimulus culture (culturelab.analysis.permutation; it replaces
+a Wilcoxon test of the unadjusted own − other difference, which a culture everyone dislikes fooled).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from culturelab.analysis.effects import bootstrap_ci, cliffs_delta, epsilon_squared, rank_biserial_paired
+from culturelab.analysis.effects import bootstrap_ci, cliffs_delta, epsilon_squared
+from culturelab.analysis.permutation import label_permutation_test, rating_scores
 from culturelab.analysis.result import TestResult, fmt_bounded, fmt_p
 
 
@@ -70,22 +72,46 @@ def mann_whitney_posthoc(samples: dict[str, np.ndarray], n_boot: int = 1000, see
     return rows
 
 
-def ingroup_signed_rank(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> TestResult:
-    """Per participant: mean own-culture rating − mean other-culture rating; Wilcoxon signed-rank vs 0."""
-    method = "Wilcoxon signed-rank on per-participant in-group differences (own − other culture mean rating)"
-    cell = df.groupby(["participant", "match"])["value"].mean().unstack()
-    if 0 not in cell or 1 not in cell:
-        return TestResult.skip("in_group_preference", method, "no participant saw both own and other cultures")
-    diff = (cell[1] - cell[0]).dropna().to_numpy()
-    if len(diff) < 2 or np.all(diff == 0):
-        return TestResult.skip("in_group_preference", method, "fewer than two non-zero participant differences")
-    w, p = stats.wilcoxon(diff)
-    r = rank_biserial_paired(diff)
-    ci = bootstrap_ci([diff], rank_biserial_paired, n_boot, seed)
-    med = float(np.median(diff))
+def owned_cultures(df: pd.DataFrame, cultures: list[str]) -> tuple[list[str], np.ndarray]:
+    """(groups, groups × cultures bool): which cultures each group owns, read off the `match` column."""
+    groups = sorted(df["culture_group"].unique())
+    own = df[df["match"] == 1].groupby("culture_group")["stimulus_culture"].agg(set)
+    return groups, np.array([[c in own.get(g, set()) for c in cultures] for g in groups])
+
+
+def ingroup_permutation(df: pd.DataFrame, n_perm: int = 2000, n_boot: int = 1000, seed: int = 0) -> TestResult:
+    """Per participant: own-minus-other culture difference less the whole sample's (adjusted for stimulus
+    culture); permutation test of the culture-group labels (culturelab.analysis.permutation)."""
+    method = ("permutation test of culture-group labels (2,000 permutations) on per-participant in-group "
+              "contrasts adjusted for stimulus culture: own − other culture mean rating, less the same contrast "
+              "in the whole sample, scaled to the question's units (an additive in-group effect δ gives δ); "
+              "CI: participant bootstrap within group; generalises over participants, not stimuli")
+    if df["culture_group"].nunique() < 2:
+        return TestResult.skip("in_group_preference", method, "needs two or more culture groups with data")
+    cells = df.groupby(["participant", "stimulus_culture"])["value"].mean().unstack()
+    cultures = list(cells.columns)
+    groups, owns = owned_cultures(df, cultures)
+    if (owns == owns[0]).all():
+        return TestResult.skip("in_group_preference", method, "the match table gives every group the same cultures")
+    group_of = df.groupby("participant")["culture_group"].first().reindex(cells.index)
+    labels = group_of.map({g: i for i, g in enumerate(groups)}).to_numpy()
+    values = cells.to_numpy(dtype=float)
+    res = label_permutation_test(rating_scores(values, owns), labels, n_perm, n_boot, seed)
+    if res.n < 2:
+        return TestResult.skip("in_group_preference", method,
+                               "fewer than two participants rated both own and other cultures")
+    # The sample reference contains the other groups' in-group effects, so the mean score is k·δ for an
+    # additive in-group effect δ; k is the mean score of the design itself (values = match), and dividing by it
+    # puts the estimate in the question's units, comparable with the LMM's match coefficient.
+    design = np.where(np.isfinite(values), owns[labels].astype(float), np.nan)
+    k = float(np.nanmean(rating_scores(design, owns)(np.ones(len(labels)))[np.arange(len(labels)), labels]))
+    est, ci, sd = res.estimate / k, (res.ci95[0] / k, res.ci95[1] / k), res.sd / k
+    dz = est / sd if sd > 0 else float("nan")
     return TestResult(
-        name="in_group_preference", method=method, estimate=med,
-        ci95=bootstrap_ci([diff], np.median, n_boot, seed), statistic=float(w), p=float(p),
-        effect_size={"name": "matched-pairs rank-biserial r (CI: bootstrap)", "value": r, "ci95": list(ci)},
-        apa=f"Mdn difference = {med:.2f}, V = {w:.1f}, {fmt_p(p)}, r = {fmt_bounded(r)}, n = {len(diff)}",
+        name="in_group_preference", method=method, estimate=est, ci95=ci, statistic=res.estimate, p=res.p,
+        effect_size={"name": "d_z (estimate / SD of the participants' scores; CI: the estimate's CI / SD)",
+                     "value": dz, "ci95": [ci[0] / sd, ci[1] / sd] if sd > 0 else None},
+        apa=f"M adjusted difference = {est:.2f}, 95% CI [{ci[0]:.2f}, {ci[1]:.2f}], "
+            f"permutation {fmt_p(res.p)}, d_z = {dz:.2f}, n = {res.n}",
+        extra={"n_participants": res.n, "n_permutations": res.n_perm, "design_scale": k},
     )

@@ -2,17 +2,21 @@
 
 The model, per participant p (in culture group g) and stimulus s (of culture c):
 
-    eta[p, s] = u_p + w_s + delta * match(g, c) + e[p, s]
+    eta[p, s] = u_p + w_s + v[s, g] + t[p, c] + a_c + delta * match(g, c) + e[p, s]
     u_p ~ N(0, sd_participant), w_s ~ N(0, sd_stimulus), e ~ N(0, sd_residual)
-    delta = ingroup_d * sd_total,   sd_total = sqrt(sd_participant² + sd_stimulus² + sd_residual²)
+    v[s, g] ~ N(0, sd_stimulus_group)       a stimulus's appeal to one group
+    t[p, c] ~ N(0, sd_participant_culture)  a person's taste for one culture
+    a_c = unowned[c] * sd_total for cultures no group owns (e.g. -0.7: liked 0.7 SD less by all), else 0
+    delta = ingroup_d * sd_total,   sd_total = sqrt of the sum of the five variances above
 
 so `ingroup_d` is the in-group effect as a standardized mean difference over all variance components
 (Westfall, Kenny & Judd, 2014). Likert answers add a group response style (a shift and a stretch of the
 latent before it is cut into points); slider answers are `50 + slider_scale * eta`, so the match
 coefficient a linear mixed model should recover on a slider question is `slider_scale * delta`, written to
 datapackage.json under `culturelab_simulation.truth`. Choice trials choose the right-hand image with
-log-odds `position_bias + choice_scale * (mu_b - mu_a)`, mu = w_s + delta * match. Careless responders
-straight-line or answer too fast; some fail attention checks; some never finish.
+log-odds `position_bias + choice_scale * (mu_b - mu_a)`, mu = eta less u_p and e. Careless responders
+straight-line (and leave the page more often: `hidden_ms`) or answer too fast; some fail attention checks;
+some never finish.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from culturelab.analysis.load import PARTICIPANT_COLUMNS, RESPONSE_COLUMNS, STIMULUS_COLUMNS
+from culturelab.analysis.load import OPTIONAL_COLUMNS, TABLES
+
+COLUMNS = {name: cols + OPTIONAL_COLUMNS.get(name, []) for name, cols in TABLES.items()}  # as the platform writes
 
 DEFAULT_GROUPS = [
     {"id": "east_asian", "label": {"en": "East Asian", "zh": "东亚"}},
@@ -52,6 +58,9 @@ class SimulationOptions:
     sd_participant: float = 0.6
     sd_stimulus: float = 0.4
     sd_residual: float = 0.7
+    sd_stimulus_group: float = 0.3  # stimulus × culture-group variation (issue 9)
+    sd_participant_culture: float = 0.3  # participant × stimulus-culture variation
+    unowned: dict[str, float] = field(default_factory=dict)  # culture nobody owns -> its appeal, in sd_total units
     style_shift: list[float] = field(default_factory=lambda: [0.0, 0.4, -0.3])  # per group, acquiescence
     style_scale: list[float] = field(default_factory=lambda: [1.0, 1.3, 0.8])  # per group, extremity
     slider_scale: float = 15.0
@@ -64,11 +73,12 @@ class SimulationOptions:
 
     @property
     def cultures(self) -> list[str]:
-        return list(dict.fromkeys(c for owned in self.match.values() for c in owned))
+        return list(dict.fromkeys([*(c for owned in self.match.values() for c in owned), *self.unowned]))
 
     @property
     def sd_total(self) -> float:
-        return float(np.sqrt(self.sd_participant ** 2 + self.sd_stimulus ** 2 + self.sd_residual ** 2))
+        return float(np.sqrt(self.sd_participant ** 2 + self.sd_stimulus ** 2 + self.sd_residual ** 2 +
+                             self.sd_stimulus_group ** 2 + self.sd_participant_culture ** 2))
 
 
 def _balanced(rng: np.random.Generator, by_culture: list[np.ndarray], n: int) -> np.ndarray:
@@ -87,6 +97,9 @@ def simulate(opts: SimulationOptions) -> tuple[dict[str, pd.DataFrame], dict]:
     stim_culture = np.repeat(cultures, opts.stimuli_per_culture)
     stim_ids = [f"{c}-{i:04d}" for c in cultures for i in range(opts.stimuli_per_culture)]
     w = rng.normal(0, opts.sd_stimulus, n_stim)
+    v = rng.normal(0, opts.sd_stimulus_group, (n_stim, len(opts.groups)))
+    appeal = np.array([opts.unowned.get(c, 0.0) * opts.sd_total for c in stim_culture])
+    culture_index = np.array([cultures.index(c) for c in stim_culture])
     by_culture = [np.flatnonzero(stim_culture == c) for c in cultures]
     delta = opts.ingroup_d * opts.sd_total
     cuts = np.arange(1, opts.likert_points) - opts.likert_points / 2  # equally spaced thresholds on the latent
@@ -99,6 +112,9 @@ def simulate(opts: SimulationOptions) -> tuple[dict[str, pd.DataFrame], dict]:
         for j in range(opts.participants_per_group):
             pid = f"p-{g}-{j:04d}"
             u = rng.normal(0, opts.sd_participant)
+            # everything about stimulus s that participant p's ratings and choices share
+            mu = w + v[:, gi] + rng.normal(0, opts.sd_participant_culture, len(cultures))[culture_index] + appeal
+            mu = mu + delta * owned
             kind_draw = rng.random()
             careless = "none"
             if kind_draw < opts.careless_fraction / 2:
@@ -110,7 +126,7 @@ def simulate(opts: SimulationOptions) -> tuple[dict[str, pd.DataFrame], dict]:
             trials: list[dict] = []
             straight_value = int(rng.integers(1, opts.likert_points + 1))
             for s in _balanced(rng, by_culture, opts.likert_trials):
-                eta = u + w[s] + delta * owned[s] + rng.normal(0, opts.sd_residual)
+                eta = u + mu[s] + rng.normal(0, opts.sd_residual)
                 latent = opts.style_scale[gi % len(opts.style_scale)] * eta / opts.sd_total * 1.6
                 latent += opts.style_shift[gi % len(opts.style_shift)]
                 value = int(np.searchsorted(cuts, latent) + 1)
@@ -121,7 +137,7 @@ def simulate(opts: SimulationOptions) -> tuple[dict[str, pd.DataFrame], dict]:
                 trials.append({"trial_kind": "likert", "question_id": "liking", "stimulus_id": stim_ids[s],
                                "stimulus_id_b": "", "value": str(value)})
             for s in _balanced(rng, by_culture, opts.slider_trials):
-                eta = u + w[s] + delta * owned[s] + rng.normal(0, opts.sd_residual)
+                eta = u + mu[s] + rng.normal(0, opts.sd_residual)
                 value = float(np.clip(np.round(50 + opts.slider_scale * eta), 0, 100))
                 if careless != "none":
                     value = float(rng.integers(0, 101))
@@ -130,8 +146,7 @@ def simulate(opts: SimulationOptions) -> tuple[dict[str, pd.DataFrame], dict]:
             for _ in range(opts.choice_trials):
                 ca, cb = rng.choice(len(cultures), size=2, replace=False)
                 a, b = rng.choice(by_culture[ca]), rng.choice(by_culture[cb])
-                mu_a, mu_b = w[a] + delta * owned[a], w[b] + delta * owned[b]
-                p_right = 1 / (1 + np.exp(-(opts.position_bias + opts.choice_scale * (mu_b - mu_a))))
+                p_right = 1 / (1 + np.exp(-(opts.position_bias + opts.choice_scale * (mu[b] - mu[a]))))
                 chose_b = int(rng.random() < (0.5 if careless != "none" else p_right))
                 trials.append({"trial_kind": "choice", "question_id": "preference", "stimulus_id": stim_ids[a],
                                "stimulus_id_b": stim_ids[b], "value": str(chose_b)})
@@ -152,12 +167,16 @@ def simulate(opts: SimulationOptions) -> tuple[dict[str, pd.DataFrame], dict]:
                 rt = int(rng.integers(150, 400)) if careless == "fast" else int(rng.lognormal(np.log(2200), 0.4))
                 if careless == "straightline":
                     rt = int(rng.lognormal(np.log(900), 0.3))
+                away = {"straightline": 0.3, "fast": 0.0}.get(careless, 0.02)  # chance the page is left mid-trial
+                hidden = int(rng.lognormal(np.log(8000), 0.8)) if rng.random() < away else 0
+                rt += hidden  # the page was away for part of the trial, so the trial took that much longer
                 clock += timedelta(milliseconds=rt + 300)
                 correct = t.pop("correct", None)
                 responses.append({"response_id": str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | len(responses))),
                                   "participant_id": pid, "trial_index": idx, **t,
                                   "correct": "" if correct is None else ("true" if correct else "false"),
-                                  "rt_ms": rt, "created_at": clock.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+                                  "rt_ms": rt, "created_at": clock.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                                  "hidden_ms": hidden})
             participants.append({
                 "participant_id": pid, "study": "simulated", "culture_group": g,
                 "country_of_birth": "", "country_of_residence": "", "language": "zh" if gi == 0 else "en",
@@ -168,6 +187,7 @@ def simulate(opts: SimulationOptions) -> tuple[dict[str, pd.DataFrame], dict]:
                 "completed_at": "" if incomplete else clock.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "attention_passed": n_passed,
                 "attention_total": n_att,
+                "languages": "zh;en" if gi == 0 else "en",
             })
     stimuli = pd.DataFrame({
         "stimulus_id": stim_ids, "stimulus_set": "simulated", "culture": stim_culture,
@@ -175,9 +195,9 @@ def simulate(opts: SimulationOptions) -> tuple[dict[str, pd.DataFrame], dict]:
         "seed": np.arange(n_stim), "sha256": "",
     })
     tables = {
-        "participants": pd.DataFrame(participants, columns=[c for c, _, _ in PARTICIPANT_COLUMNS]),
-        "stimuli": stimuli[[c for c, _, _ in STIMULUS_COLUMNS]],
-        "responses": pd.DataFrame(responses, columns=[c for c, _, _ in RESPONSE_COLUMNS]),
+        "participants": pd.DataFrame(participants, columns=[c for c, _, _ in COLUMNS["participants"]]),
+        "stimuli": stimuli[[c for c, _, _ in COLUMNS["stimuli"]]],
+        "responses": pd.DataFrame(responses, columns=[c for c, _, _ in COLUMNS["responses"]]),
     }
     group_ids = [g["id"] for g in opts.groups]
     design = {
@@ -211,6 +231,8 @@ DESCRIPTIONS = {
     "trial_kind": "likert|slider|choice|attention", "stimulus_id_b": "choice: the right-hand image",
     "value": "likert point; slider 0-100; choice 0 = chose stimulus_id, 1 = chose stimulus_id_b",
     "correct": "attention only", "rt_ms": "response time measured in the browser, ms",
+    "hidden_ms": "of rt_ms, how long the page was hidden or out of focus, ms",
+    "languages": "languages the participant speaks, BCP 47 tags joined by ';'",
 }
 
 
@@ -218,7 +240,7 @@ def write_package(tables: dict[str, pd.DataFrame], meta: dict, out: str | Path, 
     """Write Contract 2: the three tables and datapackage.json (resources, table schemas, `culturelab`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    columns = {"participants": PARTICIPANT_COLUMNS, "stimuli": STIMULUS_COLUMNS, "responses": RESPONSE_COLUMNS}
+    columns = COLUMNS
     resources = []
     for name, df in tables.items():
         path = f"{name}.{fmt}"

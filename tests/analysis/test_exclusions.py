@@ -102,3 +102,14 @@ def test_vectorised_longstring_equals_the_per_participant_definition(careless_pa
     likert = pkg.responses[pkg.responses["trial_kind"] == "likert"].sort_values(["participant_id", "trial_index"])
     expected = likert.groupby("participant_id")["value_num"].apply(longstring)
     assert (checks.loc[expected.index, "longstring"] == expected).all()
+
+
+def test_hidden_page_rule_is_opt_in_and_counts_trials_away_longer_than_the_limit(careless_package):
+    pkg = load_package(careless_package)
+    assert "hidden" not in {r for rs in apply_exclusions(pkg, ExclusionRules())["all_reasons"] for r in rs}
+    rules = ExclusionRules.from_dict({"hidden": True, "hidden_trial_ms": 5000, "hidden_max_fraction": 0.1})
+    checks = apply_exclusions(pkg, rules)
+    r = pkg.responses[pkg.responses["trial_kind"] != "attention"]
+    share = (r["hidden_ms"].astype(float) > 5000).groupby(r["participant_id"]).mean()
+    flagged = {pid for pid, rs in checks["all_reasons"].items() if "hidden" in rs}
+    assert flagged == set(share.index[share > 0.1]) and flagged

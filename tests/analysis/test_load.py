@@ -114,3 +114,31 @@ def test_platform_style_attention_question_in_the_design_is_accepted(package_cop
     (package_copy / "datapackage.json").write_text(json.dumps(desc))
     with pytest.raises(DataPackageError, match="questions.attention.kind must be"):
         load_package(package_copy)
+
+
+def test_packages_with_and_without_the_optional_columns_load(package_copy, edit_csv):
+    with_columns = load_package(package_copy)
+    assert with_columns.participants["languages"].str.len().gt(0).all()
+    assert with_columns.responses["hidden_ms"].notna().all()
+    edit_csv(package_copy / "participants.csv", lambda d: d.drop(columns=["languages"]))
+    edit_csv(package_copy / "responses.csv", lambda d: d.drop(columns=["hidden_ms"]))
+    desc = json.loads((package_copy / "datapackage.json").read_text())
+    for res in desc["resources"]:
+        res["schema"]["fields"] = [f for f in res["schema"]["fields"] if f["name"] not in ("languages", "hidden_ms")]
+    (package_copy / "datapackage.json").write_text(json.dumps(desc))
+    older = load_package(package_copy)
+    assert (older.participants["languages"] == "").all() and older.responses["hidden_ms"].isna().all()
+
+
+def test_spreadsheet_protected_free_text_reads_back_unchanged(package_copy, edit_csv):
+    typed = ["=1+1", "+49 x", "-", "@home", "\tTab", "\rCR", "'quoted", "''", "plain", " spaced "]
+
+    def escape(d):  # the platform's export rule (Contract 2, OWASP CSV injection)
+        n = len(typed)
+        d.loc[d.index[:n], "gender"] = ["'" + t if t.startswith(("=", "+", "-", "@", "\t", "\r", "'")) else t
+                                        for t in typed]
+        return d
+
+    edit_csv(package_copy / "participants.csv", escape)
+    pkg = load_package(package_copy)
+    assert list(pkg.participants["gender"][: len(typed)]) == typed

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import statsmodels.formula.api as smf
 
-from culturelab.analysis.models import BASE_RANDOM, fit_lmm, lmm_tests, match_test, satterthwaite_contrast, zscore_within
+from culturelab.analysis.models import (
+    BASE_RANDOM,
+    fit_lmm,
+    lmm_tests,
+    match_test,
+    satterthwaite_contrast,
+    zscore_within,
+)
 from culturelab.analysis.power import rating_frame
 from culturelab.analysis.simulate import SimulationOptions, simulate
 

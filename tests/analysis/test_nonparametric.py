@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pingouin as pg
 import pytest
+from scipy import stats
 
 from culturelab.analysis.effects import cliffs_delta, epsilon_squared, eta2p_ci, rank_biserial_paired
-from culturelab.analysis.nonparametric import ingroup_signed_rank, kruskal_groups
+from culturelab.analysis.nonparametric import ingroup_permutation, kruskal_groups
 from culturelab.analysis.result import TestResult, apa_f, fmt_p, holm
 
 
@@ -41,12 +42,38 @@ def test_kruskal_wallis_and_holm_posthocs_match_pingouin(penguins):
 def test_signed_rank_effect_size_matches_pingouin():
     rng = np.random.default_rng(4)
     d = rng.normal(0.3, 1, 40)
-    ref = pg.wilcoxon(d)
-    assert rank_biserial_paired(d) == pytest.approx(ref["RBC"].iloc[0])
-    rows = [{"participant": str(i), "match": m, "value": v, "culture_group": "g"}
-            for i, x in enumerate(d) for m, v in ((1, x), (0, 0.0))]
-    t = ingroup_signed_rank(pd.DataFrame(rows), n_boot=200)
-    assert t.p == pytest.approx(ref["p_val"].iloc[0], rel=1e-8)
+    assert rank_biserial_paired(d) == pytest.approx(pg.wilcoxon(d)["RBC"].iloc[0])
+
+
+def _ratings(shift_unowned: float, ingroup: float, seed: int) -> pd.DataFrame:
+    """Two groups, each owning one culture, and a third culture nobody owns, liked `shift_unowned` more."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g, own in (("a", "ca"), ("b", "cb")):
+        for i in range(30):
+            u = rng.normal(0, 1)
+            for c in ("ca", "cb", "cu"):
+                for s in range(4):
+                    v = u + (shift_unowned if c == "cu" else 0) + (ingroup if c == own else 0) + rng.normal(0, 1)
+                    rows.append({"participant": f"{g}{i}", "culture_group": g, "stimulus": f"{c}{s}",
+                                 "stimulus_culture": c, "value": v, "match": int(c == own)})
+    return pd.DataFrame(rows)
+
+
+def test_participant_level_in_group_test_is_not_fooled_by_a_culture_everyone_dislikes():
+    null = _ratings(shift_unowned=-1.5, ingroup=0.0, seed=1)
+    own = null.groupby(["participant", "match"])["value"].mean().unstack()
+    naive = stats.wilcoxon(own[1] - own[0])  # the old test: own − other, unadjusted
+    assert naive.pvalue < 1e-6
+    t = ingroup_permutation(null, n_boot=200)
+    assert t.p > 0.05 and t.ci95[0] < 0 < t.ci95[1]
+    assert abs(t.estimate) < 0.3
+
+
+def test_participant_level_in_group_test_finds_a_planted_effect():
+    t = ingroup_permutation(_ratings(shift_unowned=-1.5, ingroup=0.8, seed=2), n_boot=200)
+    assert t.p < 0.001 and t.ci95[0] < 0.8 < t.ci95[1]
+    assert t.name == "in_group_preference" and "adjusted for stimulus culture" in t.method
 
 
 def test_effect_size_formulas():

@@ -117,7 +117,7 @@ def test_simulate_data_cli_writes_contract_2(tmp_path):
     assert names == ["participants", "stimuli", "responses"] and desc["resources"][0]["path"] == "participants.parquet"
     fields = [f["name"] for f in desc["resources"][2]["schema"]["fields"]]
     assert fields == ["response_id", "participant_id", "trial_index", "trial_kind", "question_id", "stimulus_id",
-                      "stimulus_id_b", "value", "correct", "rt_ms", "created_at"]
+                      "stimulus_id_b", "value", "correct", "rt_ms", "created_at", "hidden_ms"]
     assert all(f.get("description") and f.get("type") for r in desc["resources"] for f in r["schema"]["fields"])
     assert set(desc["culturelab"]) == {"match", "questions", "culture_groups", "study"}
     again = runner.invoke(main, ["simulate-data", "--out", str(tmp_path / "sim")])
