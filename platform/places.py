@@ -67,7 +67,10 @@ def take_place(connection: Connection, study_id: int, group: str, idle_minutes: 
     if filled is not None:
         return filled - 1
     ordinal = _reuse(connection, study_id, group)
-    if ordinal is None and release_idle(connection, study_id, group, idle_minutes, now):
+    if ordinal is None:
+        # Looked again even when this transaction released nothing: a racing one may have released the
+        # places this one found idle (its UPDATEs waited for that one's commit, then changed nothing).
+        release_idle(connection, study_id, group, idle_minutes, now)
         ordinal = _reuse(connection, study_id, group)
     return ordinal
 
