@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -51,6 +52,9 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.after_request(_secure_headers)
     _drop_gunicorn_server_header()
+    if not app.testing:
+        # Made ahead, beside start-up, so that not even the first unknown email of a process takes longer.
+        threading.Thread(target=_stand_in_hash, name="stand-in-hash", daemon=True).start()
 
 
 def csp_nonce() -> str:
