@@ -137,3 +137,21 @@ def test_only_owners_delete(app, load):
         f"/researcher/studies/{slug}/participants/delete", data={"participant_id": pseudonym(app, bot.token)}
     )
     assert r.status_code == 404
+
+
+def test_the_withdrawal_form_is_csrf_protected(app, load):
+    slug = load()
+    app.config["WTF_CSRF_ENABLED"] = True
+    browser = app.test_client()
+    bot = Bot(browser, slug)
+    assert browser.post("/withdraw", data={"code": bot.token}).status_code == 400  # a forged cross-site post
+    assert state_of(app, bot.token) == "started"
+    form = browser.get(f"/withdraw?code={bot.token}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+    assert browser.post("/withdraw", data={"code": bot.token, "csrf_token": token}).status_code == 200
+    assert state_of(app, bot.token) == "withdrawn"
+
+
+def state_of(app, token: str) -> str:
+    with session_scope(app) as session:
+        return session.scalar(select(Participant.status).where(Participant.token == token))
