@@ -7,6 +7,11 @@ cultures is the weighted average of their vectors, so G can be asked for "half g
 G: a linear layer to a 4x4 map, then nearest-upsample + 3x3 conv blocks with conditional batch norm
 (the culture vector sets each norm's gain and bias). D: strided convs with spectral norm, a minibatch-std
 channel, sum pooling, and the projection head of Miyato & Koyama (2018): logit = psi(h) + <embed(c), h>.
+
+``CGANConfig.arch`` picks the model family: ``dcgan`` (this file), ``resnet`` (cgan_res.py: residual up/down
+blocks, 32-256 px) or ``spatial`` (spatial_gan.py: a fully convolutional G trained on crops, sampled at any
+size). ``models.make_generator`` / ``make_discriminator`` build the right one; all share this file's
+culture encoder, conditional batch norm, minibatch-std channel and the §4.4 losses.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-RESOLUTIONS = (32, 64, 128)
+RESOLUTIONS = (32, 64, 128)  # the dcgan family's
+ARCH_RESOLUTIONS = {"dcgan": (32, 64, 128), "resnet": (32, 64, 128, 256), "spatial": (64, 96, 128, 192, 256, 384, 512)}
+SPATIAL_STRIDE = 8  # spatial G: one latent cell per 8 x 8 pixels (three 2x upsampling blocks)
 
 
 @dataclass
@@ -34,10 +41,26 @@ class CGANConfig:
     culture_dim: int = 64
     # Fixed culture vectors (one list per culture, same order as ``cultures``) or None for learned ones.
     culture_vectors: list[list[float]] | None = field(default=None)
+    arch: str = "dcgan"  # dcgan | resnet | spatial (checkpoints from before this field are dcgan)
+    # spatial only: D's crop size (G trains at this size and samples at ``resolution``), and the channels
+    # of G's per-position noise and of its periodic (PSGAN) input
+    crop: int = 0
+    local_dim: int = 0
+    periodic_dim: int = 0
 
     def __post_init__(self) -> None:
-        if self.resolution not in RESOLUTIONS:
-            raise ValueError(f"resolution must be one of {RESOLUTIONS}, not {self.resolution}")
+        if self.arch not in ARCH_RESOLUTIONS:
+            raise ValueError(f"arch must be one of {', '.join(ARCH_RESOLUTIONS)}, not {self.arch!r}")
+        supported = ARCH_RESOLUTIONS[self.arch]
+        if self.resolution not in supported:
+            raise ValueError(f"resolution must be one of {supported} for arch {self.arch}, not {self.resolution}")
+        if self.arch == "spatial":
+            if self.crop not in RESOLUTIONS or self.crop > self.resolution:  # D is a dcgan-family D at the crop size
+                raise ValueError(f"spatial crop must be one of {RESOLUTIONS} and at most {self.resolution}")
+            if self.local_dim < 1 or self.periodic_dim < 0:
+                raise ValueError("spatial G needs local_dim >= 1 and periodic_dim >= 0")
+        elif self.crop or self.local_dim or self.periodic_dim:
+            raise ValueError("crop, local_dim and periodic_dim are for arch spatial only")
         if len(self.cultures) < 2:
             raise ValueError("a culture-conditioned GAN needs at least two cultures")
         if self.culture_vectors is not None:
@@ -47,7 +70,14 @@ class CGANConfig:
                 raise ValueError("all culture vectors must have the same length")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The config as stored in checkpoints and manifests; a dcgan's is what it was before ``arch`` existed."""
+        out = asdict(self)
+        if self.arch != "spatial":
+            for key in ("crop", "local_dim", "periodic_dim"):
+                del out[key]
+        if self.arch == "dcgan":
+            del out["arch"]
+        return out
 
     @property
     def num_blocks(self) -> int:
@@ -128,6 +158,10 @@ class Generator(nn.Module):
         self.blocks = nn.ModuleList(GBlock(ch[i], ch[i + 1], cond_dim) for i in range(config.num_blocks))
         self.out_norm = nn.BatchNorm2d(ch[-1])
         self.out_conv = nn.Conv2d(ch[-1], 3, 3, padding=1)
+
+    def noise_dim(self, size: int | None = None) -> int:
+        """Length of one sample's noise vector (the same at every size for this G)."""
+        return self.config.z_dim
 
     def forward(self, z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         c = self.culture(weights)

@@ -20,7 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from culturelab.generation.cgan import CGANConfig, Generator
+from culturelab.generation.cgan import CGANConfig
+from culturelab.generation.models import make_generator
 
 FORMAT = "culturelab.cgan/1"
 PACKAGED = Path(__file__).parent / "checkpoints"
@@ -133,12 +134,12 @@ def read(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
 
 def load_generator(
     path: Path, device: torch.device | str = "cpu", weights: str = "g_ema"
-) -> tuple[Generator, dict[str, Any]]:
+) -> tuple[nn.Module, dict[str, Any]]:
     """The EMA generator (or, with ``weights="g"``, a training checkpoint's raw G) in eval mode, and the header."""
     header, tensors = read(path)
     try:
         config = CGANConfig(**header["model"])
-        g = Generator(config)
+        g = make_generator(config)
         g.load_state_dict(_submodule_state(weights, tensors))
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path} does not match this generator: {exc}") from exc

@@ -27,6 +27,26 @@ class DatasetError(ValueError):
     """A data set that cannot be trained or evaluated on; the message names the folder or file."""
 
 
+def min_images_per_culture(resolution: int) -> int:
+    """The fewest images per culture a GAN is trained on at ``resolution``: 2 up to 32 px, then resolution / 16
+    (8 at 128 px, 16 at 256). A floor against mistakes (a wrong folder, a one-image culture), not a promise:
+    with fewer images than this D memorises them almost at once, even with DiffAugment."""
+    return max(2, resolution // 16)
+
+
+def check_enough_images(counts: dict[str, int], resolution: int, source: str) -> None:
+    """Raise DatasetError naming the first culture of ``counts`` with too few images for ``resolution``."""
+    need = min_images_per_culture(resolution)
+    for culture, n in counts.items():
+        if n == 1:
+            raise DatasetError(f"culture {culture} of {source} has only one image; a culture needs at least {need}")
+        if n < need:
+            raise DatasetError(
+                f"{source} has {n} images of culture {culture}; training at {resolution} px needs at least {need} "
+                "per culture"
+            )
+
+
 @dataclass
 class ImageSet:
     images: torch.Tensor  # uint8 (N, 3, R, R)
@@ -82,8 +102,17 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def _image_side(path: Path) -> int:
+    """The shorter side of an image, read from its header only."""
+    try:
+        with Image.open(path) as im:
+            return min(im.size)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DatasetError(f"cannot read image {path}: {exc}") from exc
+
+
 def _load_rgb(path: Path, resolution: int) -> np.ndarray:
-    """Decode, centre-crop to a square and resize to ``resolution`` (box filter for downscaling)."""
+    """Decode, centre-crop to a square and resize to ``resolution`` (box filter; images are never enlarged)."""
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
@@ -93,17 +122,23 @@ def _load_rgb(path: Path, resolution: int) -> np.ndarray:
     side = min(w, h)
     im = im.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
     if side != resolution:
-        im = im.resize((resolution, resolution), Image.Resampling.BOX if side > resolution else Image.BICUBIC)
+        im = im.resize((resolution, resolution), Image.Resampling.BOX)
     return np.asarray(im)
 
 
 def load_image_folder(
-    root: Path, resolution: int, cultures: Iterable[str] | None = None, progress: bool = False
+    root: Path,
+    resolution: int,
+    cultures: Iterable[str] | None = None,
+    progress: bool = False,
+    train_resolution: int | None = None,
 ) -> ImageSet:
     """Load ``root/<culture>/*.png|jpg|...`` into memory, one label per sub-folder (sorted by name).
 
-    Raises DatasetError for a missing folder, fewer than two cultures, a culture folder without images,
-    or an image that cannot be decoded (naming it).
+    Raises DatasetError for a missing folder, fewer than two cultures, a culture folder without images, an
+    image smaller than ``resolution`` (enlarged, it would teach G blur), or an image that cannot be decoded
+    (naming it); sizes are read from the headers before anything is decoded. With ``train_resolution`` (a
+    training resolution) it also refuses cultures with too few images for it, before decoding.
     """
     root = Path(root)
     if not root.is_dir():
@@ -126,6 +161,13 @@ def load_image_folder(
         if not found:
             raise DatasetError(f"culture folder {folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
         files += [(f, label) for f in found]
+    if train_resolution is not None:
+        counts = {f.name: sum(1 for _, label in files if label == i) for i, f in enumerate(folders)}
+        check_enough_images(counts, train_resolution, f"data folder {root}")
+    for path, _ in files:
+        side = _image_side(path)
+        if side < resolution:
+            raise DatasetError(f"image {path} is {side} px on its shorter side, below {resolution} px")
     images = np.empty((len(files), resolution, resolution, 3), dtype=np.uint8)
     for k, (path, _) in enumerate(tqdm(files, desc="load images", disable=not progress, leave=False)):
         images[k] = _load_rgb(path, resolution)
@@ -138,4 +180,4 @@ def load_data(source: str, resolution: int, per_culture: int, seed: int = 0, pro
     """``source`` is ``motifs`` (render ``per_culture`` per culture) or an ImageFolder path."""
     if source == "motifs":
         return motif_images(per_culture, resolution, seed, progress)
-    return load_image_folder(Path(source), resolution, progress=progress)
+    return load_image_folder(Path(source), resolution, progress=progress, train_resolution=resolution)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from torch import nn
 from tqdm import tqdm
 
-from culturelab.generation.cgan import Generator
 from culturelab.generation.data import to_uint8
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,12 @@ def created_at() -> str:
 
 
 @torch.no_grad()
-def generate(g: Generator, weights: torch.Tensor, seeds: list[int], device: torch.device) -> torch.Tensor:
-    """uint8 images (N, H, W, 3) for per-image culture weights (N, K) and seeds."""
-    z_dim = g.config.z_dim
+def generate(g: nn.Module, weights: torch.Tensor, seeds: list[int], device: torch.device) -> torch.Tensor:
+    """uint8 images (N, H, W, 3) for per-image culture weights (N, K) and seeds.
+
+    Image i's noise is ``randn(g.noise_dim())`` from a generator seeded with ``seeds[i]`` (``z_dim`` values
+    for the dcgan and resnet G, a flat global + periodic + local noise map for the spatial G)."""
+    z_dim = g.noise_dim()
     z = torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
     out = []
     for start in range(0, len(seeds), BATCH):
@@ -167,7 +170,7 @@ def write_contact_sheet(path: Path, rows: list[list], resolution: int, columns: 
 
 
 def write_stimulus_set(
-    g: Generator,
+    g: nn.Module,
     out: Path,
     conditions: list[Condition],
     per_condition: int,

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -29,8 +29,10 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from culturelab.generation import checkpoint
-from culturelab.generation.cgan import RESOLUTIONS, CGANConfig, Discriminator, Generator, d_loss, g_loss, one_hot
-from culturelab.generation.data import ImageSet, load_data, to_unit_range
+from culturelab.generation.cgan import ARCH_RESOLUTIONS, CGANConfig, d_loss, g_loss, one_hot
+from culturelab.generation.data import ImageSet, check_enough_images, load_data, to_unit_range
+from culturelab.generation.diffaugment import diff_augment, parse_policy
+from culturelab.generation.models import make_discriminator, make_generator, train_size
 from culturelab.generation.motifs import CULTURES
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 # Settings that must match between a checkpoint and the run that resumes it.
 _RESUME_KEYS = (
     "data",
+    "arch",
+    "diffaug",
     "resolution",
     "per_culture",
     "data_seed",
@@ -62,6 +66,13 @@ class TrainConfig:
     data: str = "motifs"  # "motifs" or an ImageFolder path
     out: str = "runs/cgan"
     resolution: int = 32
+    # dcgan (cgan.py) | resnet (cgan_res.py, residual blocks, up to 256 px) | spatial (spatial_gan.py)
+    arch: str = "dcgan"
+    crop: int = 64  # spatial: D judges (and G trains on) crops of this size
+    local_dim: int = 16  # spatial: channels of per-position noise
+    periodic_dim: int = 16  # spatial: sinusoid channels (PSGAN); 0 = SGAN
+    # DiffAugment policy (Zhao et al. 2020), e.g. "color,translation,cutout"; "" = none (the 32 px recipe)
+    diffaug: str = ""
     per_culture: int = 2000  # images per culture rendered for data="motifs" (500 let D memorise them)
     data_seed: int = 0
     steps: int = 14000  # the shipped checkpoint; diversity fell again later (docs/generation.md)
@@ -85,6 +96,8 @@ class TrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 1000
     max_minutes: float | None = None  # stop early (at a log step) once this much time has passed
+    checkpoint_minutes: float | None = None  # also checkpoint whenever this much time passed since the last one
+    generator_out: str | None = None  # where to export the generator (default: OUT/generator.safetensors)
     device: str = "auto"  # auto | cuda | cpu
     bf16: bool = False  # bf16 autocast (CUDA only)
     channels_last: bool = False
@@ -125,6 +138,7 @@ def read_culture_vectors(path: str | os.PathLike, cultures: list[str] | None = N
 
 def model_config(cfg: TrainConfig, cultures: list[str]) -> CGANConfig:
     vectors = read_culture_vectors(cfg.culture_vectors, cultures) if cfg.culture_vectors else None
+    spatial = {"crop": cfg.crop, "local_dim": cfg.local_dim, "periodic_dim": cfg.periodic_dim}
     try:
         return CGANConfig(
             cultures=cultures,
@@ -134,6 +148,8 @@ def model_config(cfg: TrainConfig, cultures: list[str]) -> CGANConfig:
             d_channels=cfg.d_channels,
             culture_dim=cfg.culture_dim,
             culture_vectors=vectors,
+            arch=cfg.arch,
+            **(spatial if cfg.arch == "spatial" else {}),
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
@@ -164,7 +180,8 @@ def standing_stats(g: nn.Module, labels: torch.Tensor, batches: int = 50, batch_
         m.reset_running_stats()
         m.momentum = None  # a plain average over all the batches below
     for _ in range(batches):
-        z = torch.randn(batch_size, config.z_dim, generator=rng)
+        # at the size G is sampled at (a spatial G's statistics then match its full-size images)
+        z = torch.randn(batch_size, g.noise_dim(), generator=rng)
         c = one_hot(labels[torch.randint(len(labels), (batch_size,), generator=rng)], len(config.cultures))
         g(z.to(device), c.to(device))
     for m in norms:
@@ -177,7 +194,7 @@ def save_grid(g: nn.Module, config: CGANConfig, path: Path, per_row: int = 8, se
     """One row per culture, the same noise in every row, so the rows differ by culture only."""
     device = next(g.parameters()).device
     k = len(config.cultures)
-    z = torch.randn(per_row, config.z_dim, generator=torch.Generator().manual_seed(seed)).repeat(k, 1)
+    z = torch.randn(per_row, g.noise_dim(), generator=torch.Generator().manual_seed(seed)).repeat(k, 1)
     weights = one_hot(torch.arange(k).repeat_interleave(per_row), k)
     was_training = g.training
     g.eval()
@@ -198,11 +215,15 @@ def gan_update(
     z: torch.Tensor,
     autocast=contextlib.nullcontext,
     mode_seeking: float = 0.0,
+    augment=None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One D update and one G update (as in pytorch/examples' dcgan); returns losses and D's logits.
 
     ``g_step``/``d_step`` are the modules to call (DDP-wrapped under torchrun), ``d`` is the bare D.
+    ``augment`` (DiffAugment, an addition to §4.4's procedure, not to its losses) is applied to everything
+    D sees, real and fake, in both updates.
     """
+    augment = augment or (lambda x: x)
     with autocast():
         fake = g_step(z, c)
 
@@ -210,7 +231,7 @@ def gan_update(
     # Real and fake go through D in one call (one DDP forward per backward).
     opt_d.zero_grad(set_to_none=True)
     with autocast():
-        logits = d_step(torch.cat([real, fake.detach().to(real.dtype)]), torch.cat([c, c]))
+        logits = d_step(augment(torch.cat([real, fake.detach().to(real.dtype)])), torch.cat([c, c]))
     real_logits, fake_logits = logits[: len(real)], logits[len(real) :]
     loss_d = d_loss(real_logits, fake_logits)
     loss_d.backward()
@@ -221,7 +242,7 @@ def gan_update(
     opt_g.zero_grad(set_to_none=True)
     d.requires_grad_(False)
     with autocast():
-        loss_g = g_loss(d(fake, c))
+        loss_g = g_loss(d(augment(fake), c))
         total_g = loss_g + mode_seeking * mode_seeking_penalty(fake, z) if mode_seeking else loss_g
     total_g.backward()
     d.requires_grad_(True)
@@ -256,6 +277,14 @@ def culture_grouped_indices(labels: torch.Tensor, batch_size: int, rng: torch.Ge
     return order[starts[culture] + offsets]
 
 
+def random_crops(images: torch.Tensor, size: int, rng: torch.Generator) -> torch.Tensor:
+    """One ``size`` x ``size`` crop of each image, at a place drawn from ``rng``."""
+    n, _, h, w = images.shape
+    top = torch.randint(h - size + 1, (n,), generator=rng).tolist()
+    left = torch.randint(w - size + 1, (n,), generator=rng).tolist()
+    return torch.stack([im[:, t : t + size, x : x + size] for im, t, x in zip(images, top, left, strict=True)])
+
+
 def make_autocast(device: torch.device, bf16: bool):
     """A context factory: bf16 autocast on CUDA when asked for, else a no-op."""
     if bf16 and device.type == "cuda":
@@ -283,19 +312,33 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
         raise ConfigError(f"batch size {cfg.batch_size} must be a multiple of 4 x {world} process(es)")
     out = Path(cfg.out)
     ckpt_path = out / "checkpoint.safetensors"
-    if cfg.resolution not in RESOLUTIONS:
-        raise ConfigError(f"resolution must be one of {RESOLUTIONS}, not {cfg.resolution}")
+    # Everything that can be checked is checked before the data are rendered or decoded.
+    supported = ARCH_RESOLUTIONS.get(cfg.arch)
+    if supported is None:
+        raise ConfigError(f"--arch {cfg.arch} is not one of {', '.join(ARCH_RESOLUTIONS)}")
+    if cfg.resolution not in supported:
+        raise ConfigError(f"--resolution {cfg.resolution} is not supported by arch {cfg.arch} (use one of {supported})")
+    model_config(replace(cfg, culture_vectors=None), ["a", "b"])  # the rest of the model settings (a spatial crop)
+    try:
+        policy = parse_policy(cfg.diffaug)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     if cfg.culture_vectors:  # check the file before spending time on the data
         read_culture_vectors(cfg.culture_vectors, list(CULTURES) if cfg.data == "motifs" and data is None else None)
+    if cfg.data == "motifs" and data is None:
+        check_enough_images({c: cfg.per_culture for c in CULTURES}, cfg.resolution, "--per-culture")
     if data is None:
         data = load_data(cfg.data, cfg.resolution, cfg.per_culture, cfg.data_seed, progress and rank == 0)
     if data.resolution != cfg.resolution:
         raise ConfigError(f"data resolution {data.resolution} differs from --resolution {cfg.resolution}")
+    counts = torch.bincount(data.labels, minlength=len(data.cultures)).tolist()
+    check_enough_images(dict(zip(data.cultures, counts, strict=True)), cfg.resolution, "the data")
     mcfg = model_config(cfg, data.cultures)
     k = len(data.cultures)
+    size = train_size(mcfg)  # what G draws and D judges in training (a crop for a spatial G)
 
     torch.manual_seed(cfg.seed)
-    g, d = Generator(mcfg).to(device), Discriminator(mcfg).to(device)
+    g, d = make_generator(mcfg).to(device), make_discriminator(mcfg).to(device)
     if cfg.channels_last:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)
@@ -325,7 +368,11 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
 
     is_main = rank == 0
     metrics_path = out / "metrics.jsonl"
-    generator_path = out / "generator.safetensors"
+    generator_path = Path(cfg.generator_out) if cfg.generator_out else out / "generator.safetensors"
+    noise_dim = g.noise_dim(size)
+    # A spatial G's statistics come from full-size images, each worth (resolution / crop)^2 crops: fewer do.
+    stat_batches = 8 if mcfg.arch == "spatial" else 50
+    augment = (lambda x: diff_augment(x, policy, rng)) if policy else None
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         if start == 0:
@@ -339,17 +386,21 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
         initial=start,
         total=cfg.steps,
     )
-    t0, last_step = time.perf_counter(), cfg.steps
+    t0 = last_save = time.perf_counter()
+    last_step = cfg.steps
     for step in bar:
         # Same global batch on every rank (one RNG), each rank takes its own slice.
         idx = culture_grouped_indices(data.labels, cfg.batch_size, rng)[rank * local : (rank + 1) * local]
-        z = torch.randn(cfg.batch_size, cfg.z_dim, generator=rng)[rank * local : (rank + 1) * local]
-        real = to_unit_range(images[idx.to(images.device)]).contiguous(memory_format=memory_format)
+        z = torch.randn(cfg.batch_size, noise_dim, generator=rng)[rank * local : (rank + 1) * local]
+        batch = images[idx.to(images.device)]
+        if size != data.resolution:  # spatial G: one random crop per image
+            batch = random_crops(batch, size, rng)
+        real = to_unit_range(batch).contiguous(memory_format=memory_format)
         c = one_hot(labels[idx.to(labels.device)], k).to(device)  # c ~ p_c: the data's own cultures
         z = z.to(device, non_blocking=True)
 
         loss_d, loss_g, real_logits, fake_logits = gan_update(
-            g_step, d_step, d, opt_g, opt_d, real, c, z, autocast, cfg.mode_seeking
+            g_step, d_step, d, opt_g, opt_d, real, c, z, autocast, cfg.mode_seeking, augment
         )
         update_ema(g_ema, g, cfg.ema_decay if step >= cfg.ema_start else 0.0)
 
@@ -375,10 +426,11 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
                 fh.write(json.dumps(row) + "\n")
             bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}")
         grid_now = is_main and (done % cfg.sample_every == 0 or done == last_step)
-        save_now = is_main and (done % cfg.checkpoint_every == 0 or done == last_step)
+        timed = cfg.checkpoint_minutes is not None and time.perf_counter() - last_save > cfg.checkpoint_minutes * 60
+        save_now = is_main and (done % cfg.checkpoint_every == 0 or done == last_step or timed)
         if grid_now or save_now:
             # The EMA generator with batch-norm statistics of its own: what the grid shows and what is exported.
-            exported = standing_stats(g_ema, data.labels, seed=cfg.seed)
+            exported = standing_stats(g_ema, data.labels, seed=cfg.seed, batches=stat_batches)
         if grid_now:
             save_grid(exported, mcfg, out / "samples" / f"step-{done:06d}.png")
         if save_now:
@@ -395,11 +447,12 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
                 rng=rng,
             )
             checkpoint.save_generator(generator_path, mcfg, exported, {"train": train_dict, "step": done})
+            last_save = time.perf_counter()
         if done == last_step:
             break
     bar.close()
     if is_main and start >= cfg.steps:  # --resume of a finished run: export its generator again
-        exported = standing_stats(g_ema, data.labels, seed=cfg.seed)
+        exported = standing_stats(g_ema, data.labels, seed=cfg.seed, batches=stat_batches)
         checkpoint.save_generator(generator_path, mcfg, exported, {"train": train_dict, "step": start})
     if is_main:
         log.info("trained %d steps; generator in %s", max(start, last_step), generator_path)

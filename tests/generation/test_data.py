@@ -10,7 +10,7 @@ from PIL import Image
 from culturelab.generation.data import DatasetError, load_image_folder, motif_images, write_motif_dataset
 
 
-def make_folder(root, counts: dict[str, int], size=(40, 30)):
+def make_folder(root, counts: dict[str, int], size=(40, 36)):
     for culture, n in counts.items():
         (root / culture).mkdir(parents=True)
         for i in range(n):
@@ -31,9 +31,15 @@ def test_write_then_load_motifs_folder(tmp_path):
 
 
 def test_non_square_images_are_centre_cropped_and_resized(tmp_path):
-    data = load_image_folder(make_folder(tmp_path, {"a": 2, "b": 1}, size=(50, 20)), 32)
+    data = load_image_folder(make_folder(tmp_path, {"a": 2, "b": 1}, size=(50, 40)), 32)
     assert data.images.shape == (3, 3, 32, 32) and data.labels.tolist() == [0, 0, 1]
     assert np.allclose(data.images[1, :, 0, 0].numpy(), [40, 100, 200], atol=1)
+
+
+def test_images_smaller_than_the_resolution_are_refused_not_enlarged(tmp_path):
+    make_folder(tmp_path, {"a": 2, "b": 2}, size=(50, 20))
+    with pytest.raises(DatasetError, match=r"image .*/a/0\.png is 20 px on its shorter side, below 32 px"):
+        load_image_folder(tmp_path, 32)
 
 
 def test_missing_folder(tmp_path):
