@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +70,32 @@ def _submodule_state(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str,
     return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
 
+# Training settings that name files or folders; a checkpoint records them relative to its own folder, so a
+# checkpoint copied elsewhere (the shipped one) holds no path of the machine that made it.
+PATH_SETTINGS = ("out", "data", "culture_vectors", "generator_out")
+
+
+def portable_paths(train_config: dict, folder: Path) -> dict:
+    """``train_config`` with its file and folder settings relative to ``folder`` (``data="motifs"`` is a name)."""
+    out = dict(train_config)
+    for key in PATH_SETTINGS:
+        value = out.get(key)
+        if value and not (key == "data" and value == "motifs"):
+            out[key] = os.path.relpath(Path(value).resolve(), Path(folder).resolve())
+    return out
+
+
+def resolve_setting(value: str | None, folder: Path) -> str | None:
+    """A recorded path setting back as an absolute path (inverse of ``portable_paths``)."""
+    if not value or value == "motifs":
+        return value
+    return str((Path(folder) / value).resolve())
+
+
 def _write(path: Path, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    if "train" in header:
+        header = header | {"train": portable_paths(header["train"], path.parent)}
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(tensors, str(tmp), metadata={"culturelab": json.dumps(header, sort_keys=True)})
     tmp.replace(path)  # never leave a half-written checkpoint behind

@@ -293,6 +293,7 @@ def evaluate_command(
             device=resolve_device(device),
             inception_weights=inception_weights,
             progress=True,
+            report_dir=(out or path).parent,
         )
     except (CheckpointError, ConfigError, DatasetError, EvaluationError) as exc:
         raise BadInput(str(exc)) from exc

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,27 @@ class EvaluationError(ValueError):
 
 
 class CultureClassifier(nn.Module):
-    """Four conv blocks and global average pooling: 128-d features, then a linear culture head."""
+    """Four conv blocks and global average pooling: 128-d features, then a linear culture head.
 
-    def __init__(self, num_cultures: int, width: int = 32) -> None:
+    Above 32 px a stem of stride-2 convs (16 channels) first brings the image to 32-63 px, so the classifier
+    sees every pixel of the size participants see (not a downscaled copy) at little cost; at 32 px there is
+    no stem and the model is the one the 32 px checkpoint was evaluated with.
+    """
+
+    def __init__(self, num_cultures: int, width: int = 32, resolution: int = 32) -> None:
         super().__init__()
+        stem: list[nn.Module] = []
+        size, in_ch = resolution, 3
+        while size >= 64:
+            stem += [
+                nn.Conv2d(in_ch, 16, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(16),
+                nn.ReLU(inplace=True),
+            ]
+            size, in_ch = size // 2, 16
+        self.stem = nn.Sequential(*stem) if stem else None
         layers: list[nn.Module] = []
-        channels = [3, width, 2 * width, 4 * width, 4 * width]
+        channels = [in_ch, width, 2 * width, 4 * width, 4 * width]
         for i in range(4):
             layers += [
                 nn.Conv2d(channels[i], channels[i + 1], 3, padding=1, bias=False),
@@ -66,6 +82,8 @@ class CultureClassifier(nn.Module):
         self.head = nn.Linear(channels[-1], num_cultures)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stem is not None:
+            x = self.stem(x)
         return self.body(x).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +106,7 @@ def train_classifier(
     order = torch.randperm(len(real), generator=gen)
     n_val = max(len(real) // 5, 1)
     val, fit = order[:n_val], order[n_val:]
-    model = CultureClassifier(len(real.cultures)).to(device)
+    model = CultureClassifier(len(real.cultures), resolution=real.resolution).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     batch = 64
     steps = epochs * math.ceil(len(fit) / batch)
@@ -164,7 +182,7 @@ def _classifier_path(checkpoint: Path, key: str, resolution: int) -> Path:
 def _load_or_train_classifier(path: Path, real: ImageSet, device: torch.device, seed: int, progress: bool):
     if path.exists():
         try:
-            model = CultureClassifier(len(real.cultures))
+            model = CultureClassifier(len(real.cultures), resolution=real.resolution)
             model.load_state_dict(load_file(str(path)))
             meta = json.loads(path.with_suffix(".json").read_text())
             if meta.get("cultures") == real.cultures:
@@ -227,11 +245,15 @@ def evaluate(
     real: ImageSet | None = None,
     classifier_path: Path | None = None,
     weights: str = "g_ema",
+    report_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate a generator checkpoint against ``data`` ("motifs" or an ImageFolder); returns the results.
 
-    ``real`` (the images ``data`` names, already loaded) and ``classifier_path`` let a caller that compares
-    several checkpoints load the real images and train the classifier once.
+    Everything is judged at the checkpoint's own resolution (the size participants see): real images,
+    classifier, features. ``real`` (the images ``data`` names, already loaded) and ``classifier_path`` let a
+    caller that compares several checkpoints load the real images and train the classifier once. Paths in
+    the results are relative to ``report_dir`` (where the results will be written; default: the checkpoint's
+    folder), so a results file shipped beside its checkpoint names no folder of the machine that made it.
     """
     checkpoint, device = Path(checkpoint), torch.device(device)
     if inception_weights is not None:
@@ -282,17 +304,22 @@ def evaluate(
     fidelity = None
     if inception_weights is not None:
         fidelity = _torch_fidelity(fake.cpu(), real.images, Path(inception_weights), device)
+    report_dir = Path(report_dir) if report_dir is not None else checkpoint.parent
+
+    def relative(path: Path | str) -> str:
+        return os.path.relpath(Path(path).resolve(), report_dir.resolve())
+
     return {
-        "checkpoint": str(checkpoint),
+        "checkpoint": relative(checkpoint),
         "checkpoint_sha256": sha256_file(checkpoint),
         "checkpoint_step": header.get("step"),
-        "data": data,
+        "data": data if data == "motifs" else relative(data),
         "resolution": res,
         "per_culture": per_culture,
         "n_real": len(real),
         "seed": seed,
         "classifier": {
-            "path": str(classifier_path) if classifier_path else None,
+            "path": relative(classifier_path) if classifier_path else None,
             "val_accuracy": val_accuracy,
             "feature_dim": int(fake_feats.shape[1]),
         },

@@ -350,7 +350,13 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
         header = checkpoint.read(ckpt_path)[0]
         if header.get("model") != mcfg.to_dict():
             raise ConfigError(f"{ckpt_path} was trained with another model config; cannot resume")
-        changed = [key for key in _RESUME_KEYS if header.get("train", {}).get(key) != getattr(cfg, key)]
+        recorded = header.get("train", {})
+        if recorded.get("data") not in (None, "motifs"):  # a folder, recorded relative to the checkpoint
+            recorded = recorded | {"data": checkpoint.resolve_setting(recorded["data"], ckpt_path.parent)}
+        wanted = {key: getattr(cfg, key) for key in _RESUME_KEYS}
+        if wanted["data"] != "motifs":
+            wanted["data"] = str(Path(cfg.data).resolve())
+        changed = [key for key in _RESUME_KEYS if recorded.get(key) != wanted[key]]
         if changed:
             raise ConfigError(f"{ckpt_path} was trained with other settings ({', '.join(changed)}); cannot resume")
         start = checkpoint.load_training(ckpt_path, g=g, d=d, g_ema=g_ema, opt_g=opt_g, opt_d=opt_d, rng=rng)["step"]

@@ -30,8 +30,14 @@ def test_evaluate_tiny_checkpoint_and_reuse_its_classifier(tiny_generator):
     assert 0 <= summary["culture_accuracy"] <= 1 and summary["fid"] >= 0 and summary["diversity_ratio"] >= 0
     assert set(results["per_culture_results"]) == {"seigaiha", "girih", "kente", "meander", "ice_ray"}
     kept = tiny_generator.parent / "generator.classifier-motifs-s0-n10-32px.safetensors"
-    assert results["classifier"]["path"] == str(kept) and kept.exists()
+    # paths relative to the results' folder (by default the checkpoint's), never absolute
+    assert results["classifier"]["path"] == kept.name and kept.exists()
+    assert results["checkpoint"] == "generator.safetensors" and results["resolution"] == 32
     mtime = kept.stat().st_mtime_ns
     again = evaluate(tiny_generator, "motifs", per_culture=10)
     assert kept.stat().st_mtime_ns == mtime  # reused, not retrained
     assert again["summary"] == summary
+    elsewhere = evaluate(tiny_generator, "motifs", per_culture=10, report_dir=tiny_generator.parent / "reports")
+    assert (
+        elsewhere["checkpoint"] == "../generator.safetensors" and elsewhere["classifier"]["path"] == "../" + kept.name
+    )

@@ -12,11 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
+from safetensors.torch import load_file
 
 from culturelab.generation import checkpoint
 from culturelab.generation.cgan import CGANConfig, one_hot
 from culturelab.generation.data import DatasetError, motif_images
 from culturelab.generation.diffaugment import diff_augment, parse_policy
+from culturelab.generation.evaluate import CultureClassifier, evaluate
 from culturelab.generation.models import make_discriminator, make_generator
 from culturelab.generation.sample import Condition, generate, write_stimulus_set
 from culturelab.generation.train import ConfigError, train
@@ -201,3 +203,28 @@ def test_too_few_rendered_motifs_for_the_resolution(tmp_path):
         train(tiny_config(tmp_path, arch="resnet", resolution=256, per_culture=4), progress=False)
     with pytest.raises(ConfigError, match="not supported"):
         train(tiny_config(tmp_path, arch="resnet", resolution=512), progress=False)
+
+
+def test_evaluation_is_at_the_checkpoints_own_resolution(tmp_path, data128):
+    cfg = tiny_config(
+        tmp_path / "run",
+        arch="spatial",
+        resolution=128,
+        crop=32,
+        local_dim=4,
+        periodic_dim=4,
+        g_channels=2,
+        d_channels=2,
+        per_culture=8,
+        steps=1,
+    )
+    path = train(cfg, data=data128, progress=False)
+    results = evaluate(path, "motifs", per_culture=10)
+    assert results["resolution"] == 128 and results["n_real"] == 50
+    assert results["classifier"]["path"] == "generator.classifier-motifs-s0-n10-128px.safetensors"
+    model = CultureClassifier(5, resolution=128)
+    assert len(model.stem) == 6  # two stride-2 convs: 128 -> 32 px before the 32 px body
+    model.load_state_dict(load_file(str(tmp_path / "run" / results["classifier"]["path"])))
+    assert not CultureClassifier(5).stem  # at 32 px the classifier is the one the 32 px checkpoint was judged by
+    header = json.loads((tmp_path / "run" / "generator.json").read_text())
+    assert header["train"]["out"] == "."  # paths relative to the checkpoint's own folder
