@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from filelock import FileLock
 
 from culturelab.analysis.simulate import SimulationOptions, simulate, write_package
 from culturelab.platform.cli import main
+
+# test helpers beside this file (the independent generator) import by name under --import-mode=importlib
+sys.path.insert(0, str(Path(__file__).parent))
 
 SMALL = SimulationOptions(participants_per_group=12, stimuli_per_culture=6, likert_trials=15, slider_trials=9,
                           choice_trials=9, careless_fraction=0.1, attention_fail_fraction=0.05,
