@@ -224,3 +224,22 @@ def test_culturelab_serve_sends_the_headers_and_no_server_name(live_server):
         assert response.getheader("X-Content-Type-Options") == "nosniff"
         assert "frame-ancestors" in response.getheader("Content-Security-Policy")
     connection.close()
+
+
+def test_behind_a_trusted_https_proxy_the_forwarded_scheme_and_address_count(database_url, tmp_path):
+    config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
+    app = create_app({**config, "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path / "d"), "TRUSTED_PROXIES": 1,
+                      "RATELIMIT_ENABLED": True, "LOGIN_LIMIT": "1/minute"})
+    from culturelab.platform.migrate import upgrade
+
+    upgrade(app.extensions["culturelab.engine"])
+    proxy = app.test_client()
+    via_https = proxy.get("/researcher/login", headers={"X-Forwarded-Proto": "https"})
+    assert via_https.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert "Strict-Transport-Security" not in proxy.get("/researcher/login").headers
+    # Each client's own address (as the proxy forwarded it) has its own sign-in limit.
+    for address in ("198.51.100.1", "198.51.100.2"):
+        r = proxy.post("/researcher/login", data=WRONG, headers={"X-Forwarded-For": address})
+        assert r.status_code == 401
+    assert proxy.post("/researcher/login", data=WRONG, headers={"X-Forwarded-For": "198.51.100.1"}).status_code == 429
+    app.extensions["culturelab.engine"].dispose()
