@@ -207,6 +207,9 @@ def sign_in_succeeded(db: Session, attempt: Attempt) -> None:
     """Clears the back-off the attempt was counted under (only that one: a sign-in from the owner's trusted
     browser must not reset the back-off a guesser has earned for everyone else)."""
     db.execute(delete(SignInThrottle).where(SignInThrottle.key == attempt.key))
+    # Housekeeping, on the rare successful sign-in: counts nobody has touched for a day are spent.
+    stale = time.time() - 86400
+    db.execute(delete(SignInThrottle).where(SignInThrottle.window_start < stale, SignInThrottle.next_at < stale))
 
 
 def _ensure_row(db: Session, key: str, now: float) -> None:

@@ -243,3 +243,23 @@ def test_behind_a_trusted_https_proxy_the_forwarded_scheme_and_address_count(dat
         assert r.status_code == 401
     assert proxy.post("/researcher/login", data=WRONG, headers={"X-Forwarded-For": "198.51.100.1"}).status_code == 429
     app.extensions["culturelab.engine"].dispose()
+
+
+def test_counts_untouched_for_a_day_are_cleared_at_the_next_sign_in(throttled, clock):
+    from sqlalchemy import func, select
+
+    from culturelab.platform.db import session_scope
+    from culturelab.platform.models import SignInThrottle
+
+    account(throttled, "ada@example.org")
+    for n in range(3):
+        from_address(throttled, f"10.3.0.{n}").post("/researcher/login", data={**WRONG, "email": f"s{n}@example.org"})
+
+    def rows():
+        with session_scope(throttled) as session:
+            return session.scalar(select(func.count()).select_from(SignInThrottle))
+
+    assert rows() == 6  # three addresses, three accounts
+    clock[0] += 86400 + 1
+    assert from_address(throttled, "10.3.1.1").post("/researcher/login", data=ADA).status_code == 302
+    assert rows() == 1  # only the address that just signed in
