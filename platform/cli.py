@@ -358,8 +358,10 @@ def export(slug: str, out: Path, fmt: str) -> None:
 
     _require_schema()
     try:
-        with session_scope(current_app) as session:
+        # Read-only: on SQLite an export then takes no write lock, and participants' answers go on meanwhile.
+        with session_scope(current_app, read_only=True) as session:
             counts = export_study(session, slug, out, fmt)
+        with session_scope(current_app) as session:
             study_id = session.scalar(select(Study.id).where(Study.slug == slug))
             audit.record(session, "study.export", audit.cli_actor(), study_id, format=fmt, via="cli", out=str(out))
     except LookupError as exc:

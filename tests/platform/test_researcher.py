@@ -6,8 +6,12 @@ import io
 import re
 import zipfile
 
+from sqlalchemy import create_engine, select, update
+from sqlalchemy.orm import Session
+
 from culturelab.platform import ownership
 from culturelab.platform.db import session_scope
+from culturelab.platform.models import Participant, Study
 from culturelab.platform.researcher import create_researcher
 
 from bot import Bot
@@ -98,3 +102,31 @@ def test_login_form_is_csrf_protected(app, load):
     # The participant API needs no CSRF token: it is identified by the token in its path.
     slug = load()
     assert client.post(f"/api/v1/studies/{slug}/participants", json={}).status_code == 201
+
+
+def test_a_download_lets_participants_answer_meanwhile(app, client, load, monkeypatch):
+    """The export reads in its own read-only transaction: on SQLite it holds no write lock, so an answer
+    stored while the package is being written does not wait for it (nor fail after the busy timeout)."""
+    from culturelab.platform import researcher
+
+    slug = load()
+    Bot(app.test_client(), slug).complete()
+    sign_in(app, client, slug)
+    answering = Bot(app.test_client(), slug)
+    answering.consent(), answering.background()
+    real_export = researcher.export_study
+    stored = []
+
+    def export_while_answering(session, *args):
+        session.execute(select(Study.id))  # the export's transaction has begun
+        engine = create_engine(app.config["DATABASE_URL"], connect_args={"timeout": 1} if "sqlite" in
+                               app.config["DATABASE_URL"] else {})
+        with Session(engine) as other, other.begin():
+            other.execute(update(Participant).where(Participant.token == answering.token).values(age=44))
+        engine.dispose()
+        stored.append(True)
+        return real_export(session, *args)
+
+    monkeypatch.setattr(researcher, "export_study", export_while_answering)
+    r = client.get(f"/researcher/studies/{slug}/export.zip")
+    assert r.status_code == 200 and zipfile.ZipFile(io.BytesIO(r.data)).testzip() is None and stored == [True]
