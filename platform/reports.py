@@ -61,13 +61,13 @@ def _lock(app, slug: str) -> Path:
 def build_report(app, slug: str, progress_log: Path | None = None) -> Path:
     """Exports the study and analyses it into the report folder, replaced whole when done; returns the report's
     path. The analysis's progress bar goes to ``progress_log``, or to this process's stderr."""
-    with session_scope(app) as session:
+    with session_scope(app, read_only=True) as session:
         responses = responses_stored(session, slug)
     target = report_dir(app, slug)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{slug}-") as work:
         data, out = Path(work) / "data", Path(work) / "report"
-        with session_scope(app) as session:
+        with session_scope(app, read_only=True) as session:  # on SQLite: no write lock while it runs
             export_study(session, slug, data, "csv")
         stderr = progress_log.open("w") if progress_log else None
         try:
