@@ -155,3 +155,22 @@ def test_the_withdrawal_form_is_csrf_protected(app, load):
 def state_of(app, token: str) -> str:
     with session_scope(app) as session:
         return session.scalar(select(Participant.status).where(Participant.token == token))
+
+
+def test_the_command_line_deletes_a_participant(app, client, load, database_url, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from culturelab.platform.cli import main
+
+    slug = load()
+    bot = Bot(client, slug)
+    bot.complete()
+    target = pseudonym(app, bot.token)
+    monkeypatch.setenv("CULTURELAB_DATABASE_URL", database_url)
+    monkeypatch.setenv("CULTURELAB_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(main, ["study", "delete-participant", slug, target], catch_exceptions=False)
+    assert result.output.strip() == f"deleted participant {target} of study '{slug}'"
+    assert exported(app, slug, tmp_path) == (set(), 0)
+    with session_scope(app) as session:
+        (event,) = session.scalars(select(AuditEvent).where(AuditEvent.action == "participant.delete")).all()
+        assert event.actor.startswith("cli") and event.detail == {"participant_id": target}
