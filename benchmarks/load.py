@@ -46,7 +46,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 
 from culturelab.platform import bots
 from culturelab.platform.bots import Reply
-from culturelab.platform.cli import default_workers
+from culturelab.platform.cli import WORKER_CLASSES, default_workers
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "platform"))
 from studykit import make_stimulus_set  # noqa: E402  (the test kit writes the stimulus set)
@@ -156,12 +156,12 @@ def database_pids(url: str) -> list[int]:
 
 
 @contextmanager
-def server(env: dict[str, str], port: int, workers: int, threads: int, log: Path):
+def server(env: dict[str, str], port: int, workers: int, threads: int, log: Path, worker_class: str = "async"):
     """`culturelab serve` as a subprocess, yielded (its pid) once it answers on the port."""
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "culturelab.platform.cli", "serve", "--port", str(port),
-             "--workers", str(workers), "--threads", str(threads)],
+             "--workers", str(workers), "--threads", str(threads), "--worker-class", worker_class],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     try:
@@ -306,12 +306,14 @@ def stored_response_ids(url: str) -> set[str]:
 @click.option("--workers", default=default_workers, show_default="2 per CPU core", type=click.IntRange(1),
               help="gunicorn processes (culturelab serve's default).")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1), help="Threads per worker.")
+@click.option("--worker-class", type=click.Choice(sorted(WORKER_CLASSES)), default="async", show_default=True,
+              help="culturelab serve's --worker-class.")
 @click.option("--client-processes", default=1, show_default=True, type=click.IntRange(1),
               help="Processes of the load generator.")
 @click.option("--seed", default=0, show_default=True)
 def main(participants: int, concurrency: int | None, trials: int, think_ms: int, ramp_s: float, backend: str,
          postgres_server: str, database_url: str | None, workers: int, threads: int, client_processes: int,
-         seed: int) -> None:
+         seed: int, worker_class: str) -> None:
     """Run simulated participants through the participant API; print one JSON object."""
     concurrency = min(concurrency or participants, participants)
     client_processes = min(client_processes, concurrency)
@@ -334,7 +336,8 @@ def main(participants: int, concurrency: int | None, trials: int, think_ms: int,
         culturelab(env, "db", "upgrade")
         culturelab(env, "study", "load", str(write_study(folder, trials)))
         port = free_port()
-        server_pid = stack.enter_context(server(env, port, workers, threads, folder / "server.log"))
+        server_pid = stack.enter_context(server(env, port, workers, threads, folder / "server.log",
+                                                      worker_class))
 
         shares = [participants // client_processes + (i < participants % client_processes)
                   for i in range(client_processes)]
@@ -368,6 +371,7 @@ def main(participants: int, concurrency: int | None, trials: int, think_ms: int,
         "completed": completed,
         "workers": workers,
         "threads": threads,
+        "worker_class": worker_class,
         "database": make_url(database_url).get_backend_name(),
         "trials_per_participant": trials + 2,
         "think_ms": think_ms,

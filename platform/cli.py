@@ -171,9 +171,15 @@ def _read_checked(file: Path):
 
     spec, problems = check_study_file(file)
     if problems:
-        listed = "".join(f"\n  - {p}" for p in problems)
-        raise InputError(f"{file}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:{listed}")
+        raise InputError(_problems(file, problems))
     return spec
+
+
+def _problems(where, problems: list[str]) -> str:
+    """One line for one problem; a count and one line each for several."""
+    if len(problems) == 1:
+        return f"{where}: {problems[0]}"
+    return f"{where}: {len(problems)} problems:" + "".join(f"\n  - {p}" for p in problems)
 
 
 @study.command("validate")
@@ -302,9 +308,7 @@ def stimuli_make_set(folder: Path, out: Path, name: str | None) -> None:
         manifest = make_set(folder, out, name)
     except StimulusSetError as exc:
         problems = str(exc).splitlines()
-        if len(problems) == 1:
-            raise InputError(problems[0]) from None
-        raise InputError(f"{folder}: {len(problems)} problems:" + "".join(f"\n  - {p}" for p in problems)) from None
+        raise InputError(problems[0] if len(problems) == 1 else _problems(folder, problems)) from None
     per_culture = {c: sum(s["culture"] == c for s in manifest["stimuli"]) for c in manifest["cultures"]}
     click.echo(f"wrote {out}: " + ", ".join(f"{n} {c}" for c, n in per_culture.items()))
 
@@ -379,8 +383,20 @@ def default_workers() -> int:
     return 2 * (os.cpu_count() or 1)
 
 
-def _serve(host: str, port: int, workers: int | None = None, threads: int = 4) -> None:
+WORKER_CLASSES = {
+    # Connections wait in an event loop; a request reaches one of the threads only once it has fully arrived
+    # (asgi.py), so idle and slow (slowloris) clients cannot take the threads from participants.
+    "async": "gunicorn.workers.gasgi.ASGIWorker",
+    # gunicorn's threads read requests themselves: about a third of the CPU per request, but a client that
+    # sends its request slowly holds a thread. Only behind a proxy that buffers requests (docs/load.md).
+    "threads": "gthread",
+}
+
+
+def _serve(host: str, port: int, workers: int | None = None, threads: int = 4, worker_class: str = "async") -> None:
     from gunicorn.app.base import BaseApplication
+
+    from culturelab.platform.asgi import asgi_app
 
     app = current_app._get_current_object()
     engine = _engine()
@@ -394,11 +410,15 @@ def _serve(host: str, port: int, workers: int | None = None, threads: int = 4) -
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers or default_workers())
-            # Threads: a request mostly waits on the database (its commit's WAL flush above all).
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", WORKER_CLASSES[worker_class])
+            if worker_class == "threads":
+                self.cfg.set("threads", threads)
+            else:
+                # The asyncio loop and the pure-Python parser: gunicorn[fast]'s C parser pins an older gunicorn.
+                self.cfg.set("asgi_loop", "asyncio")
+                self.cfg.set("http_parser", "python")
             # A participant answers every few seconds: keeping the connection open between answers saves
-            # a handshake each time (idle kept-alive connections wait in the worker's poller, not a thread).
+            # a handshake each time. Requests mostly wait on the database (its commit's WAL flush above all).
             self.cfg.set("keepalive", 5)
             self.cfg.set("post_fork", post_fork)
             self.cfg.set("accesslog", None)
@@ -406,7 +426,7 @@ def _serve(host: str, port: int, workers: int | None = None, threads: int = 4) -
             self.cfg.set("control_socket_disable", True)
 
         def load(self):
-            return app
+            return asgi_app(app, threads) if worker_class == "async" else app
 
     Server().run()
 
@@ -437,13 +457,21 @@ def _where() -> str:
     type=click.IntRange(1, 256),
     help="Request threads per worker process.",
 )
+@click.option(
+    "--worker-class",
+    type=click.Choice(sorted(WORKER_CLASSES)),
+    default="async",
+    show_default=True,
+    help="async: slow or idle clients hold no thread (serving the internet directly); threads: less CPU per "
+    "request, for use behind a proxy that buffers requests.",
+)
 @with_appcontext
-def serve(host: str, port: int, workers: int, threads: int) -> None:
+def serve(host: str, port: int, workers: int, threads: int, worker_class: str) -> None:
     """Serve the platform with gunicorn."""
     _require_schema()
     prepare_instance(current_app)
     click.echo(f"CultureLab on http://{host}:{port}/  (researchers: /researcher/)\n{_where()}")
-    _serve(host, port, workers, threads)
+    _serve(host, port, workers, threads, worker_class)
 
 
 # -- bots ---------------------------------------------------------------------------------------------------

@@ -41,8 +41,8 @@ def test_validate_load_export_round_trip(run, tmp_path):
     assert result.exit_code == 0 and "ok: study 'motif-test'" in result.output
     one_line_error(run("study", "load", study), "culturelab db upgrade")
     assert run("db", "upgrade").exit_code == 0
-    assert run("study", "load", study).output.strip() == "created: study 'motif-test'"
-    assert run("study", "load", study).output.strip() == "unchanged: study 'motif-test'"
+    assert run("study", "load", study).output.startswith("created: study 'motif-test' in ")
+    assert run("study", "load", study).output.startswith("unchanged: study 'motif-test' in ")
     out = tmp_path / "package"
     result = run("export", "--study", "motif-test", "--out", out)
     assert result.exit_code == 0 and "24 stimuli" in result.output
