@@ -4,8 +4,8 @@ With gunicorn's threaded worker, every open connection that has not yet sent a w
 the few request threads, so 200 idle or deliberately slow clients (slowloris) stall every participant.
 Here connections wait in the event loop, where they cost a few kilobytes, and a request is handed to a
 thread of the app's pool (a2wsgi) only once its headers and its whole body have arrived: a body that
-trickles in longer than `BODY_TIMEOUT_S` is answered 408, one larger than the app's MAX_CONTENT_LENGTH 413,
-without ever reaching a thread.
+trickles in for longer than the app's REQUEST_BODY_TIMEOUT seconds is answered 408, one larger than its
+MAX_CONTENT_LENGTH 413, without ever reaching a thread.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import json
 
 from a2wsgi import WSGIMiddleware
 from flask import Flask
-
-BODY_TIMEOUT_S = 10.0
 
 
 async def _refuse(send, status: int, code: str, message: str) -> None:
@@ -44,6 +42,7 @@ def asgi_app(app: Flask, threads: int):
     """An ASGI application running ``app`` on ``threads`` threads, each request buffered whole first."""
     wsgi = WSGIMiddleware(app, workers=threads)
     limit = app.config.get("MAX_CONTENT_LENGTH") or 1 << 20
+    body_timeout = float(app.config["REQUEST_BODY_TIMEOUT"])
 
     async def buffered(scope, receive, send):
         if scope["type"] != "http":
@@ -51,7 +50,7 @@ def asgi_app(app: Flask, threads: int):
         send = _named(send)
         chunks, size, more = [], 0, True
         try:
-            async with asyncio.timeout(BODY_TIMEOUT_S):
+            async with asyncio.timeout(body_timeout):
                 while more:
                     message = await receive()
                     if message["type"] == "http.disconnect":

@@ -16,6 +16,8 @@ class Config:
     DATA_DIR: str | None = None
     # Participant requests are small JSON bodies; anything bigger is refused with 413 before parsing.
     MAX_CONTENT_LENGTH: int = 64 * 1024
+    # `culturelab serve`: seconds a request body may take to arrive before the answer is 408 (asgi.py).
+    REQUEST_BODY_TIMEOUT: float = 10.0
     BABEL_DEFAULT_LOCALE = "en"
     BABEL_TRANSLATION_DIRECTORIES = str(Path(__file__).parent / "translations")
     WTF_CSRF_TIME_LIMIT = None
