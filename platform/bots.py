@@ -240,13 +240,16 @@ class Participant:
     def next(self) -> dict:
         return self.call("next", "GET", f"{self.base}/next").get_json()
 
-    def answer(self, trial: dict, value=None, response_id: str | None = None, rt_ms: int = 800) -> Reply:
+    def answer(self, trial: dict, value=None, response_id: str | None = None, rt_ms: int = 800,
+               hidden_ms: int | None = None) -> Reply:
         body = {
             "trial_id": trial["id"],
             "response_id": response_id or str(uuid.uuid4()),
             "value": self.good_value(trial) if value is None else value,
             "rt_ms": rt_ms,
         }
+        if hidden_ms is not None:
+            body["hidden_ms"] = hidden_ms
         return self.call("response", "POST", f"{self.base}/responses", body)
 
     @staticmethod
@@ -276,7 +279,8 @@ class Participant:
                 self.think()
                 response_id = str(uuid.uuid4())
                 value, rt_ms = self.decide(trial, images)
-                reply = self.answer(trial, value=value, response_id=response_id, rt_ms=rt_ms)
+                away = self.time_away()  # the page's clock runs on while it is hidden
+                reply = self.answer(trial, value=value, response_id=response_id, rt_ms=rt_ms + away, hidden_ms=away)
                 nxt = self._expect("response", reply, 200, 201)["next"]
                 self.tally.responses += 1
                 self.tally.acknowledged.append(response_id)
@@ -311,6 +315,13 @@ class Participant:
             owned = self.knowledge.culture_by_sha256.get(image) in self.knowledge.match.get(self.group, [])
         appeal = random.Random(image).gauss(0, 0.3)
         return self.in_group_d * owned + self.person + appeal + self.rng.gauss(0, 0.8)
+
+    def time_away(self) -> int:
+        """How long the page was hidden during the trial: a careless participant looks elsewhere on one
+        trial in four, for 5-30 s; the others stay on the page."""
+        if self.profile == "careless" and self.rng.random() < 0.25:
+            return self.rng.randint(5000, 30000)
+        return 0
 
     def decide(self, trial: dict, images: list[str]) -> tuple[int, int]:
         """(value, rt_ms) for a trial, by the bot's profile; ``images``: the sha256 of each image shown (its

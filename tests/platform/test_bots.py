@@ -106,9 +106,11 @@ def test_careless_and_fast_bots_leave_the_traces_the_exclusions_look_for(app, lo
             "SELECT count(*) FROM responses r JOIN trials t ON t.id = r.trial_id "
             "WHERE t.kind = 'attention' AND NOT r.correct"
         ))
+        away = connection.scalar(text("SELECT count(*) FROM responses WHERE hidden_ms >= 5000"))
         fastest = connection.execute(text(
             "SELECT max(r.rt_ms) FROM responses r JOIN participants p ON p.id = r.participant_id "
             "GROUP BY p.id ORDER BY 1 LIMIT 3"
         )).scalars().all()
     assert failed_checks >= 2  # half of 12 checks, give or take chance
+    assert away >= 5  # a quarter of the careless bots' 84 trials, give or take chance
     assert max(fastest) <= 250
