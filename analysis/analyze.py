@@ -62,36 +62,40 @@ def _units(q: dict) -> str:
     return f"{kind} ({scale.get('min')}–{scale.get('max')})"
 
 
-def _lmm_or_skip(df: pd.DataFrame, q: dict) -> tuple[list[TestResult], dict]:
+def _lmm_or_skip(df: pd.DataFrame, q: dict, like: models.LmmFit | None = None,
+                 interaction: bool = True) -> tuple[list[TestResult], dict, models.LmmFit | None]:
     """The four named LMM tests, Holm-adjusted; all skipped with the reason when there is no data."""
+    names = ("in_group_preference", "participant_culture", "stimulus_culture", "culture_interaction")
     if df.empty:
         reason = "no analysed responses to this question"
-        return [TestResult.skip(n, models.method_name(models.BASE_RANDOM), reason) for n in
-                ("in_group_preference", "participant_culture", "stimulus_culture", "culture_interaction")], {}
+        return [TestResult.skip(n, models.method_name(models.BASE_RANDOM), reason) for n in names], {}, None
     try:
-        tests, tables = models.lmm_tests(df, _units(q))
+        tests, tables, main = models.lmm_tests_with_fit(df, _units(q), like=like, interaction=interaction)
     except FIT_ERRORS as exc:  # tiny or degenerate data: say why instead of stopping the whole report
         log.warning("LMM failed: %s", exc)
         return [TestResult.skip(n, models.method_name(models.BASE_RANDOM), f"the model could not be fitted: {exc}")
-                for n in
-                ("in_group_preference", "participant_culture", "stimulus_culture", "culture_interaction")], {}
+                for n in names], {}, None
     holm(tests)
-    return tests, tables
+    return tests, tables, main
 
 
 def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[str], opts: AnalysisOptions,
                      tick: Callable[[str], None], clmm: Future | None = None) -> tuple[dict, dict]:
     df = all_rows[all_rows["participant"].isin(analysed)].reset_index(drop=True)
-    out: dict = {"kind": q["kind"], "scale": q.get("scale"), "n_responses": len(df),
+    out: dict = {"kind": q["kind"], "scale": q.get("scale"), "text": q.get("text"), "n_responses": len(df),
                  "n_participants": int(df["participant"].nunique())}
     extras: dict = {}
     out["descriptives"] = rating_descriptives(df)
     tick(f"{qid}: linear mixed model")
-    tests, tables = _lmm_or_skip(df, q)
+    tests, tables, main = _lmm_or_skip(df, q)
     out["tests"] = [t.to_dict() for t in tests]
     out["models"] = tables
     tick(f"{qid}: same model without exclusions")
-    out["tests_without_exclusions"] = [t.to_dict() for t in _lmm_or_skip(all_rows, q)[0]]
+    if len(all_rows) > len(df):  # someone was excluded: the headline model again on everyone
+        out["tests_without_exclusions"] = [t.to_dict() for t in _lmm_or_skip(all_rows, q, like=main)[0]]
+    else:
+        out["tests_without_exclusions"] = []
+        out["without_exclusions_note"] = "nobody's responses to this question were excluded: the tests above are all"
     if df.empty:
         for _ in range(5):
             tick(f"{qid}: skipped")
@@ -104,8 +108,11 @@ def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[st
         zt = TestResult.skip("in_group_preference", "LMM on within-participant z-scores", problem)
     else:
         try:
-            zt = models.match_test(models.fit_lmm(z, " + ".join(
-                ["match"] + [t for t in ("culture_group", "stimulus_culture") if z[t].nunique() > 1])), "SD units")
+            fixed = " + ".join(["match"] + [t for t in ("culture_group", "stimulus_culture") if z[t].nunique() > 1])
+            # the relative variance components barely change with z-scoring: the main fit starts this one
+            lz = (models.fit_lmm(z, fixed, terms=main.random, start=np.asarray(main.fit.theta)) if main else
+                  models.fit_lmm(z, fixed))
+            zt = models.match_test(lz, "SD units")
             zt.method = "LMM on within-participant z-scored ratings (response styles removed); " + zt.method
         except FIT_ERRORS as exc:
             zt = TestResult.skip("in_group_preference", "LMM on within-participant z-scores",
@@ -144,16 +151,21 @@ def _glmm_or_skip(df: pd.DataFrame) -> tuple[TestResult, dict]:
 def _choice_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[str], opts: AnalysisOptions,
                      tick: Callable[[str], None]) -> tuple[dict, dict]:
     df = all_rows[all_rows["participant"].isin(analysed)].reset_index(drop=True)
-    out: dict = {"kind": "choice", "n_responses": len(df), "n_participants": int(df["participant"].nunique()),
+    out: dict = {"kind": "choice", "text": q.get("text"), "n_responses": len(df),
+                 "n_participants": int(df["participant"].nunique()),
                  "descriptives": choices.choice_descriptives(df)}
     tick(f"{qid}: mixed logistic model")
     test, table = _glmm_or_skip(df)
     holm([test])
     out["tests"] = [test.to_dict()]
     out["models"] = {"glmm": table} if table else {}
-    test_all, _ = _glmm_or_skip(all_rows)
-    holm([test_all])
-    out["tests_without_exclusions"] = [test_all.to_dict()]
+    if len(all_rows) > len(df):  # someone was excluded: the model again on everyone
+        test_all, _ = _glmm_or_skip(all_rows)
+        holm([test_all])
+        out["tests_without_exclusions"] = [test_all.to_dict()]
+    else:
+        out["tests_without_exclusions"] = []
+        out["without_exclusions_note"] = "nobody's responses to this question were excluded: the tests above are all"
     out["tests_not_applicable"] = {
         n: "defined for rating questions; for choices see bradley_terry (worth per stimulus culture and group)"
         for n in ("participant_culture", "stimulus_culture", "culture_interaction")}

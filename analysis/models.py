@@ -310,10 +310,22 @@ def main_fixed(df: pd.DataFrame) -> tuple[str, str | None, str | None, str | Non
 
 def lmm_tests(df: pd.DataFrame, units: str, response: str = "value") -> tuple[list[TestResult], dict]:
     """The four Contract 3 tests for a rating question, and the fixed-effect tables for the report."""
+    tests, tables, _ = lmm_tests_with_fit(df, units, response)
+    return tests, tables
+
+
+def lmm_tests_with_fit(df: pd.DataFrame, units: str, response: str = "value", like: LmmFit | None = None,
+                       interaction: bool = True) -> tuple[list[TestResult], dict, LmmFit]:
+    """`lmm_tests`, also returning the main fit. `like`: a fit of the same model on overlapping data (e.g.
+    before exclusions) whose random structure and estimates start this one, which saves most of the
+    optimizer's run; `interaction=False` leaves out the full-factorial refit (culture_interaction skipped)."""
     fixed, problem, skip_groups, skip_cultures = main_fixed(df)
     tables: dict = {}
     tests: list[TestResult] = []
-    main = fit_lmm(df, fixed, response)
+    if like is not None:
+        main = fit_lmm(df, fixed, response, terms=like.random, start=np.asarray(like.fit.theta))
+    else:
+        main = fit_lmm(df, fixed, response)
     tables["main"] = coefficient_table(main, f"{response} ~ {fixed} + {random_formula(main.random)}")
     if problem:
         tests.append(TestResult.skip("in_group_preference", main.method, problem))
@@ -326,8 +338,9 @@ def lmm_tests(df: pd.DataFrame, units: str, response: str = "value") -> tuple[li
             tests.append(TestResult.skip(name, main.method, skip or f"{term} is not estimable"))
         else:
             tests.append(f_test(main, name, rows, f"{term} (adjusted for match)"))
-    if skip_groups or skip_cultures:
-        tests.append(TestResult.skip("culture_interaction", main.method, skip_groups or skip_cultures))
+    if skip_groups or skip_cultures or not interaction:
+        why = skip_groups or skip_cultures or "not refitted here (see the same test on the analysed participants)"
+        tests.append(TestResult.skip("culture_interaction", main.method, why))
     else:
         # the main model's structure and estimates start this fit: the same rule, most of the optimizer run saved
         full = fit_lmm(df, "culture_group * stimulus_culture", response, terms=main.random,
@@ -339,7 +352,7 @@ def lmm_tests(df: pd.DataFrame, units: str, response: str = "value") -> tuple[li
             tests.append(f_test(full, "culture_interaction", rows, "all culture_group:stimulus_culture terms"))
         else:
             tests.append(TestResult.skip("culture_interaction", full.method, "no interaction cell is estimable"))
-    return tests, tables
+    return tests, tables, main
 
 
 def coefficient_table(lf: LmmFit, formula: str) -> dict:

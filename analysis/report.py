@@ -16,6 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from culturelab.analysis.result import fmt_p
+from culturelab.analysis.summary import question_text, summary_html
+
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans","Noto Sans CJK SC","PingFang SC",
 "Microsoft YaHei",sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -40,6 +43,13 @@ def _num(x: object, digits: int = 3) -> str:
     if isinstance(x, float) and abs(x) < 1e-3 and x != 0:
         return f"{x:.2e}"
     return f"{x:.{digits}f}"
+
+
+def _p(p: object) -> str:
+    """A p value the APA way: p < .001, else three decimals without the leading zero (e.g. .023)."""
+    if p is None or not isinstance(p, (int, float)) or not math.isfinite(p):
+        return "–"
+    return fmt_p(float(p)).removeprefix("p ").removeprefix("= ")
 
 
 def _ci(ci: list | None) -> str:
@@ -124,7 +134,7 @@ def _tests_table(tests: list[dict]) -> str:
         df = t.get("df")
         dfs = f"{_num(t.get('df_num'), 0)}, {_num(df, 1)}" if t.get("df_num") is not None else _num(df, 1)
         rows.append([t["name"], t["method"], _num(t.get("estimate")), _ci(t.get("ci95")), _num(t.get("statistic")),
-                     dfs, _num(t.get("p")), _num(t.get("p_adjusted")),
+                     dfs, _p(t.get("p")), _p(t.get("p_adjusted")),
                      f"{es.get('name', '')}: {_num(es.get('value'))} {_ci(es.get('ci95'))}", t.get("apa", "")])
     return _table(["test", "method", "estimate", "95% CI", "statistic", "df", "p", "p (Holm)", "effect size",
                    "APA"], rows)
@@ -133,8 +143,8 @@ def _tests_table(tests: list[dict]) -> str:
 def _model_table(m: dict) -> str:
     fixed = m.get("fixed", [])
     has_df = bool(fixed) and "df" in fixed[0]
-    rows = [[r["term"], r["estimate"], r["se"], *([r["df"], r["t"]] if has_df else [r["z"]]), r["p"], _ci(r["ci95"])]
-            for r in fixed]
+    rows = [[r["term"], r["estimate"], r["se"], *([r["df"], r["t"]] if has_df else [r["z"]]), _p(r["p"]),
+             _ci(r["ci95"])] for r in fixed]
     headers = ["term", "estimate", "SE", *(["df (Satterthwaite)", "t"] if has_df else ["z"]), "p", "95% CI"]
     out = f"<p><code>{_e(m['formula'])}</code>, n = {m.get('n_obs')}</p>" + _table(headers, rows)
     if m.get("variance_components"):
@@ -145,7 +155,7 @@ def _model_table(m: dict) -> str:
 
 
 def _question_html(qid: str, q: dict, extras: dict, results: dict, labels: dict) -> str:
-    parts = [f"<h2>Question <code>{_e(qid)}</code> ({_e(q['kind'])})</h2>",
+    parts = [f"<h2>{_e(question_text(qid, q))} <small><code>{_e(qid)}</code> ({_e(q['kind'])})</small></h2>",
              f"<p>{q.get('n_responses', 0)} responses from {q.get('n_participants', 0)} analysed participants.</p>",
              "<h3>Descriptives</h3>"]
     desc = q.get("descriptives", [])
@@ -176,7 +186,7 @@ def _question_html(qid: str, q: dict, extras: dict, results: dict, labels: dict)
         parts.append("<h4>Post-hoc: pairwise Mann–Whitney U, Holm-adjusted (multipletests method='holm')</h4>")
         parts.append(_table(["group A", "group B", "n A", "n B", "U", "p", "p (Holm)", "Cliff's δ", "δ 95% CI"],
                             [[labels.get(r["group_a"], r["group_a"]), labels.get(r["group_b"], r["group_b"]),
-                              r["n_a"], r["n_b"], r["U"], r["p"], r["p_holm"], r["cliffs_delta"],
+                              r["n_a"], r["n_b"], r["U"], _p(r["p"]), _p(r["p_holm"]), r["cliffs_delta"],
                               _ci(r["cliffs_delta_ci95"])] for r in q["posthoc"]]))
     if q.get("reliability"):
         parts.append("<h3>Reliability</h3>")
@@ -210,8 +220,7 @@ def render_html(results: dict, extras: dict) -> str:
     parts = [f"<h1>{_e(title)}</h1>",
              f"<p>CultureLab analysis, {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; "
              f"results schema <code>{_e(results['schema'])}</code>.</p>"]
-    for note in results.get("notes", []):
-        parts.append(f"<p class='note'>{_e(note)}</p>")
+    parts.append(summary_html(results))
     parts.append("<h2>Sample and exclusions</h2>")
     parts.append(f"<p>{n['participants']} participants exported, {n['participants_analyzed']} analysed; "
                  f"{n['responses']} responses in the export.</p>")
@@ -240,19 +249,28 @@ def render_html(results: dict, extras: dict) -> str:
 
 METHODS = [
     "in_group_preference (Likert, slider): the match coefficient of value ~ match + culture_group + stimulus_culture "
-    "+ (1|participant) + (1|stimulus), REML, mixedlm lmer; t test and CI with Satterthwaite df (mixedlm "
-    "satterthwaite_df). d = b / sqrt(participant + stimulus + residual variance) (Westfall, Kenny & Judd, 2014); "
-    "its CI divides the b CI by that SD (ignores the SD's own uncertainty).",
+    "+ (1|participant) + (1|stimulus) + (1|stimulus:culture_group) + (1|participant:stimulus_culture), REML, mixedlm "
+    "lmer; the two combination intercepts let a stimulus appeal differently to each group and a participant like one "
+    "culture more than others do, without which the test's type-I error is far above 5% (Barr et al., 2013). Rule: "
+    "a combination the design cannot separate is left out, one whose variance is estimated at zero (singular fit) is "
+    "dropped and the model refitted; the two plain intercepts always stay (Bates et al., 2015). t test and CI with "
+    "Satterthwaite df (mixedlm satterthwaite_df). d = b / SD over all variance components (Westfall, Kenny & Judd, "
+    "2014); its CI (delta method) includes the uncertainty of that SD.",
     "participant_culture, stimulus_culture: joint Wald F tests of the factor's coefficients in that model; "
     "culture_interaction: joint F test of all culture_group:stimulus_culture terms in the full-factorial model. "
     "Denominator df: lmerTest's multi-df Satterthwaite method computed from mixedlm's covariance derivatives. "
     "Partial η² from F, CI by noncentral-F inversion. p (Holm): Holm across the question's tests.",
-    "in_group_preference (choice): intercept of a mixed logistic model chose_own ~ own_right + (1|participant) + "
-    "(1|own_stimulus) (mixedlm glmer, Laplace), Wald z; trials where exactly one image is of the participant's "
-    "group's culture; own_right = ±0.5 adjusts for left/right position.",
-    "Sensitivity: the LMM on within-participant z-scores; the Likert CLMM (interlace-lme clmm, logit, the model of "
-    "R ordinal::clmm), Wald z, on a stated participant subsample when large; Wilcoxon signed-rank of per-participant "
-    "in-group differences (rank-biserial r, bootstrap CI).",
+    "in_group_preference (choice): intercept of a mixed logistic model chose_own ~ own_right + appeal[culture] + "
+    "(1|participant) + (1|own_stimulus) (mixedlm glmer, Laplace), Wald z; trials where exactly one image is of the "
+    "participant's group's culture; own_right = ±0.5 adjusts for left/right position, the Bradley–Terry appeal terms "
+    "(+1 own image's culture, −1 the other's) for how much everyone likes each culture. Sensitivity: the same "
+    "label-permutation test as for ratings on own-culture choice rates less the whole sample's rate for that pair "
+    "of cultures.",
+    "Sensitivity (all adjusted for stimulus culture): the same LMM on within-participant z-scores; the Likert CLMM "
+    "(interlace-lme clmm, logit, the model of R ordinal::clmm) with (1|participant) + (1|stimulus:culture_group), "
+    "Wald z, on a stated participant subsample when large; a permutation test of the culture-group labels on each "
+    "participant's own − other culture difference less the whole sample's (bootstrap CI; generalises over "
+    "participants, not stimuli).",
     "Kruskal–Wallis on per-participant means (ε² = H/(n−1), participant bootstrap CI); pairwise Mann–Whitney U with "
     "Holm correction and Cliff's δ (bootstrap CI).",
     "Bradley–Terry log-worth per stimulus culture and group: choix ilsr_pairwise_dense (alpha = 0.01), centred; "

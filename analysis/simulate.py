@@ -203,9 +203,12 @@ def simulate(opts: SimulationOptions) -> tuple[dict[str, pd.DataFrame], dict]:
     design = {
         "match": {g: owned for g, owned in opts.match.items() if g in group_ids},
         "questions": {
-            "liking": {"kind": "likert", "scale": {"min": 1, "max": opts.likert_points}},
-            "beauty": {"kind": "slider", "scale": {"min": 0, "max": 100}},
-            "preference": {"kind": "choice", "scale": {"min": 0, "max": 1}},
+            "liking": {"kind": "likert", "scale": {"min": 1, "max": opts.likert_points},
+                       "text": {"en": "How much do you like this pattern?", "zh": "你有多喜欢这个图案?"}},
+            "beauty": {"kind": "slider", "scale": {"min": 0, "max": 100},
+                       "text": {"en": "How beautiful is this pattern?", "zh": "这个图案有多美?"}},
+            "preference": {"kind": "choice", "scale": {"min": 0, "max": 1},
+                           "text": {"en": "Which pattern do you prefer?", "zh": "你更喜欢哪一个图案?"}},
         },
         "culture_groups": opts.groups,
         "study": {"slug": "simulated", "title": {"en": "Simulated pattern preferences", "zh": "模拟图案偏好"}},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -29,8 +30,10 @@ def make_package(path: Path, opts: SimulationOptions = SMALL, fmt: str = "csv") 
 
 
 def _shared_dir(tmp_path_factory) -> Path:
-    """A folder all pytest-xdist workers of this run share (the pytest-xdist docs' pattern)."""
-    return tmp_path_factory.getbasetemp().parent / "culturelab-analysis-shared"
+    """A folder all pytest-xdist workers of this run share (the pytest-xdist docs' pattern). Without xdist the
+    base temp's parent is shared by every run, so a stale analysis would be reused: use the run's own."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "culturelab-analysis-shared"
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,9 @@ def test_sensitivity_reliability_and_choice_layers_are_present(analysed):
     results, _, _ = analysed
     liking = results["questions"]["liking"]
     methods = " | ".join(s["method"] for s in liking["sensitivity"])
-    assert "z-scored" in methods and "CLMM" in methods and "Wilcoxon" in methods
+    assert "z-scored" in methods and "CLMM" in methods and "permutation" in methods
+    assert all("adjusted for stimulus culture" in s["method"] or "stimulus_culture" in s["method"]
+               for s in liking["sensitivity"])
     clmm = next(s for s in liking["sensitivity"] if "CLMM" in s["method"])
     assert "subsample" in clmm["subsample"] and clmm["n_responses"] <= 150  # stated, not skipped silently
     assert {r["alpha_level"] for r in liking["reliability"]} == {"ordinal"}
@@ -172,3 +174,27 @@ def test_participants_without_a_culture_group_are_counted(tmp_path, make_pkg, sm
     assert any(n.startswith("2 participants never chose a culture group") for n in results["notes"])
     reasons = {e["participant_id"]: e["reason"] for e in results["exclusions"]}
     assert all(reasons[p] == "incomplete" for p in blanked)
+
+
+def test_report_opens_with_the_answer_in_the_study_language_and_apa_p_values(analysed):
+    results, page, _ = analysed
+    summary = page.index("<section id='summary'>")
+    assert summary < page.index("<table")  # the answer comes before any table
+    opening = page[summary:page.index("</section>", summary)]
+    assert "你有多喜欢这个图案?" in opening and "How much do you like this pattern?" in opening
+    assert "95% CI" in opening and "analysed after the pre-registered exclusions" in opening
+    assert "Participants rated images of their own group" in opening
+    assert not re.search(r"\d\.\d+e-\d", page.replace(get_plotlyjs(), ""))  # no e-notation anywhere
+    assert "< .001" in page or re.search(r">\.\d{3}<", page)
+
+
+def test_without_exclusions_tables_only_when_someone_was_excluded(tmp_path, make_pkg, small_opts):
+    opts = replace(small_opts, likert_trials=0, participants_per_group=8, careless_fraction=0.0,
+                   attention_fail_fraction=0.0, incomplete_fraction=0.0)
+    pkg = make_pkg(tmp_path / "clean", opts)
+    result = CliRunner().invoke(main, ["analyze", str(pkg), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["exclusions"] == []
+    assert all(q["tests_without_exclusions"] == [] for q in results["questions"].values())
+    assert "without exclusions" not in (tmp_path / "out" / "report.html").read_text()
