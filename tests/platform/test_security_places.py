@@ -20,7 +20,10 @@ from culturelab.platform.models import Participant, Study, utcnow
 
 from bot import Bot
 
-LATER = utcnow() + timedelta(minutes=31)  # when places untouched since now have been idle for 30 minutes
+
+def later():
+    """When places untouched since now will have been idle for 30 minutes."""
+    return utcnow() + timedelta(minutes=31)
 
 
 def squatters(app, client, slug, n=2):
@@ -30,10 +33,10 @@ def squatters(app, client, slug, n=2):
     return bots
 
 
-def take(app, now=LATER, idle_minutes=30):
+def take(app, now=None, idle_minutes=30):
     with session_scope(app) as session:
         study_id = session.scalar(select(Study.id))
-        return places.take_place(session.connection(), study_id, "east_asian", idle_minutes, now)
+        return places.take_place(session.connection(), study_id, "east_asian", idle_minutes, now or later())
 
 
 def state(app, bot):
@@ -97,7 +100,7 @@ def test_release_idle_on_the_command_line_and_the_dashboard(app, client, load, d
     assert result.exit_code == 2 and "there is no study 'nope'" in result.output
     with session_scope(app) as session:
         study_id = session.scalar(select(Study.id))
-        assert places.release_idle(session.connection(), study_id, "east_asian", 30, LATER) == 2
+        assert places.release_idle(session.connection(), study_id, "east_asian", 30, later()) == 2
     html = signed_in(app, "ada@example.org").get("/researcher/").get_data(as_text=True)
     assert re.search(r'data-group="east_asian"><td>East Asian</td><td>0</td><td data-held>0</td><td data-free>2</td>',
                      html)
