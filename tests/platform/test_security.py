@@ -263,3 +263,38 @@ def test_counts_untouched_for_a_day_are_cleared_at_the_next_sign_in(throttled, c
     clock[0] += 86400 + 1
     assert from_address(throttled, "10.3.1.1").post("/researcher/login", data=ADA).status_code == 302
     assert rows() == 1  # only the address that just signed in
+
+
+def test_culturelab_serve_counts_sign_in_guesses_across_its_worker_processes(database_url, tmp_path):
+    """Three worker processes, a new connection per guess (so guesses land on different workers): the limit
+    of 5 per address holds for all of them together."""
+    import http.client
+    import os
+    import subprocess
+    import sys
+    from urllib.parse import urlencode
+
+    from conftest import free_port, wait_for
+
+    env = {**os.environ, "CULTURELAB_DATABASE_URL": database_url, "CULTURELAB_DATA_DIR": str(tmp_path / "data"),
+           "CULTURELAB_SECRET_KEY": "live", "CULTURELAB_LOGIN_LIMIT": "5/minute",
+           "CULTURELAB_LOGIN_FREE_ATTEMPTS": "100", "CULTURELAB_WTF_CSRF_ENABLED": "false"}
+    subprocess.run([sys.executable, "-m", "culturelab.platform.cli", "db", "upgrade"], env=env, check=True,
+                   capture_output=True)
+    port, log = free_port(), tmp_path / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "culturelab.platform.cli", "serve", "--port", str(port),
+                                   "--workers", "3"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/", server, log)
+        statuses = []
+        for n in range(12):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("POST", "/researcher/login", urlencode({**WRONG, "email": f"g{n}@example.org"}),
+                               {"Content-Type": "application/x-www-form-urlencoded"})
+            statuses.append(connection.getresponse().status)
+            connection.close()
+        assert statuses == [401] * 5 + [429] * 7
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
