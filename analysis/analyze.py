@@ -35,7 +35,7 @@ PACKAGES = ("culturelab", "numpy", "pandas", "scipy", "statsmodels", "mixedlm", 
 @dataclass
 class AnalysisOptions:
     clmm_max_responses: int = 600  # the ordinal fit runs on a participant subsample above this
-    background_clmm: bool = True  # fit the CLMMs in a second process while the LMMs run (2 cores: ~12 s less)
+    background_clmm: bool = True  # CLMMs and no-exclusion LMMs in a second process while the main LMMs run
     n_boot: int = 1000  # bootstrap resamples for effect-size CIs without a closed form
     bt_boot: int = 200  # bootstrap resamples for Bradley–Terry worth CIs
     seed: int = 0
@@ -63,14 +63,14 @@ def _units(q: dict) -> str:
 
 
 def _lmm_or_skip(df: pd.DataFrame, q: dict, like: models.LmmFit | None = None,
-                 interaction: bool = True) -> tuple[list[TestResult], dict, models.LmmFit | None]:
+                 full: bool = True) -> tuple[list[TestResult], dict, models.LmmFit | None]:
     """The four named LMM tests, Holm-adjusted; all skipped with the reason when there is no data."""
     names = ("in_group_preference", "participant_culture", "stimulus_culture", "culture_interaction")
     if df.empty:
         reason = "no analysed responses to this question"
         return [TestResult.skip(n, models.method_name(models.BASE_RANDOM), reason) for n in names], {}, None
     try:
-        tests, tables, main = models.lmm_tests_with_fit(df, _units(q), like=like, interaction=interaction)
+        tests, tables, main = models.lmm_tests_with_fit(df, _units(q), like=like, interaction=full, tables=full)
     except FIT_ERRORS as exc:  # tiny or degenerate data: say why instead of stopping the whole report
         log.warning("LMM failed: %s", exc)
         return [TestResult.skip(n, models.method_name(models.BASE_RANDOM), f"the model could not be fitted: {exc}")
@@ -79,8 +79,14 @@ def _lmm_or_skip(df: pd.DataFrame, q: dict, like: models.LmmFit | None = None,
     return tests, tables, main
 
 
+def without_exclusions(all_rows: pd.DataFrame, q: dict) -> list[dict]:
+    """The main model's tests on every participant (run in the background process)."""
+    return [t.to_dict() for t in _lmm_or_skip(all_rows, q, full=False)[0]]
+
+
 def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[str], opts: AnalysisOptions,
-                     tick: Callable[[str], None], clmm: Future | None = None) -> tuple[dict, dict]:
+                     tick: Callable[[str], None], clmm: Future | None = None,
+                     without: Future | None = None) -> tuple[dict, dict]:
     df = all_rows[all_rows["participant"].isin(analysed)].reset_index(drop=True)
     out: dict = {"kind": q["kind"], "scale": q.get("scale"), "text": q.get("text"), "n_responses": len(df),
                  "n_participants": int(df["participant"].nunique())}
@@ -91,8 +97,13 @@ def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[st
     out["tests"] = [t.to_dict() for t in tests]
     out["models"] = tables
     tick(f"{qid}: same model without exclusions")
-    if len(all_rows) > len(df):  # someone was excluded: the headline model again on everyone
-        out["tests_without_exclusions"] = [t.to_dict() for t in _lmm_or_skip(all_rows, q, like=main)[0]]
+    if len(all_rows) > len(df):  # someone was excluded: the main model again on everyone (not the interaction)
+        try:
+            out["tests_without_exclusions"] = without.result() if without else None
+        except BrokenProcessPool as exc:  # the background process died (e.g. out of memory): fit here instead
+            log.warning("background fit without exclusions failed: %s", exc)
+        if out.get("tests_without_exclusions") is None:
+            out["tests_without_exclusions"] = [t.to_dict() for t in _lmm_or_skip(all_rows, q, like=main, full=False)[0]]
     else:
         out["tests_without_exclusions"] = []
         out["without_exclusions_note"] = "nobody's responses to this question were excluded: the tests above are all"
@@ -220,10 +231,11 @@ def run_analysis(pkg: Package, rules: ExclusionRules | None = None, opts: Analys
     extras: dict = {"checks": checks, "flow": flow, "questions": {}}
     tables = {qid: long_table(pkg, qid) if q["kind"] in RATING_KINDS else choices.choice_table(pkg, qid)
               for qid, q in design.questions.items()}
-    with _clmm_pool(opts, design.questions, tables, analysed) as clmms:
+    with _background(opts, design.questions, tables, analysed) as (clmms, withouts):
         for qid, q in design.questions.items():
             if q["kind"] in RATING_KINDS:
-                out, ex = _rating_question(qid, q, tables[qid], analysed, opts, tick, clmms.get(qid))
+                out, ex = _rating_question(qid, q, tables[qid], analysed, opts, tick, clmms.get(qid),
+                                           withouts.get(qid))
             else:
                 out, ex = _choice_question(qid, q, tables[qid], analysed, opts, tick)
             results["questions"][qid] = out
@@ -232,16 +244,22 @@ def run_analysis(pkg: Package, rules: ExclusionRules | None = None, opts: Analys
 
 
 @contextmanager
-def _clmm_pool(opts: AnalysisOptions, questions: dict, tables: dict, analysed: set[str]) -> Iterator[dict]:
-    """Start the Likert CLMM fits in one background process (spawned: no forked BLAS threads) and hand
-    out their futures; without `background_clmm` the fits run inline when their turn comes."""
+def _background(opts: AnalysisOptions, questions: dict, tables: dict,
+                analysed: set[str]) -> Iterator[tuple[dict, dict]]:
+    """Start, in one background process (spawned: no forked BLAS threads), the fits the main process does not
+    need for anything else: the models without exclusions (first: they are quick) and the Likert CLMMs; hand
+    out their futures. Without `background_clmm` everything runs inline when its turn comes."""
+    rating = {qid: q for qid, q in questions.items() if q["kind"] in RATING_KINDS}
+    without = {qid: tables[qid] for qid in rating
+               if len(tables[qid]) > int(tables[qid]["participant"].isin(analysed).sum())}
     likert = {qid: tables[qid][tables[qid]["participant"].isin(analysed)].reset_index(drop=True)
-              for qid, q in questions.items() if q["kind"] == "likert"}
+              for qid, q in rating.items() if q["kind"] == "likert"}
     likert = {qid: df for qid, df in likert.items() if not df.empty}
-    if not opts.background_clmm or not likert:
-        yield {}
+    if not opts.background_clmm or not (likert or without):
+        yield {}, {}
         return
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield {qid: pool.submit(ordinal.clmm_match, df, opts.clmm_max_responses, opts.seed)
-               for qid, df in likert.items()}
-
+        withouts = {qid: pool.submit(without_exclusions, df, questions[qid]) for qid, df in without.items()}
+        clmms = {qid: pool.submit(ordinal.clmm_match, df, opts.clmm_max_responses, opts.seed)
+                 for qid, df in likert.items()}
+        yield clmms, withouts

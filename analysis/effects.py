@@ -37,8 +37,12 @@ def epsilon_squared(h: float, n: int) -> float:
 
 
 def cliffs_delta(x: np.ndarray, y: np.ndarray) -> float:
-    """Cliff's δ = P(X > Y) − P(X < Y) over all pairs (equals 2U/(n1·n2) − 1 for Mann–Whitney's U)."""
-    return float(np.sign(np.subtract.outer(x, y)).mean())
+    """Cliff's δ = P(X > Y) − P(X < Y) over all pairs, computed as 2U/(n1·n2) − 1 from Mann–Whitney's U
+    (midranks count ties as half), which is O(n log n) instead of all n1·n2 pairs."""
+    n1, n2 = len(x), len(y)
+    ranks = stats.rankdata(np.concatenate([x, y]))
+    u = ranks[:n1].sum() - n1 * (n1 + 1) / 2
+    return float(2 * u / (n1 * n2) - 1)
 
 
 def rank_biserial_paired(d: np.ndarray) -> float:

@@ -60,9 +60,9 @@ def label_permutation_test(score: ScoreFn, labels: np.ndarray, n_perm: int = 200
     members = [np.flatnonzero(labels == g) for g in np.unique(labels)]
     boots = np.empty(n_boot)
     for b in range(n_boot):
-        w = np.zeros(n)
-        for idx in members:  # resample each group's participants: the design's group sizes stay fixed
-            np.add.at(w, idx[rng.integers(0, len(idx), len(idx))], 1.0)
+        # resample each group's participants (the design's group sizes stay fixed): weights = times drawn
+        drawn = np.concatenate([idx[rng.integers(0, len(idx), len(idx))] for idx in members])
+        w = np.bincount(drawn, minlength=n).astype(float)
         boots[b] = _mean_at(score(w), labels, w)
     boots = boots[np.isfinite(boots)]
     lo, hi = np.percentile(boots, [2.5, 97.5]) if len(boots) else (np.nan, np.nan)
@@ -112,8 +112,7 @@ def choice_scores(participant: np.ndarray, culture_a: np.ndarray, culture_b: np.
 
     def score(w: np.ndarray) -> np.ndarray:
         wt = w[participant]
-        wins = np.zeros((k, k))
-        np.add.at(wins, (winner, loser), wt)
+        wins = np.bincount(winner * k + loser, weights=wt, minlength=k * k).reshape(k, k)
         shown = wins + wins.T
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(shown > 0, wins / shown, 0.5)  # rate[x, y]: x chosen when paired with y
