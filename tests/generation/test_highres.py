@@ -23,6 +23,7 @@ from culturelab.generation.models import make_discriminator, make_generator
 from culturelab.generation.sample import Condition, generate, write_stimulus_set
 from culturelab.generation.train import ConfigError, train
 from culturelab.platform.cli import main
+from culturelab.platform.stimuli import Manifest
 
 from .conftest import tiny_config
 
@@ -134,6 +135,7 @@ def test_train_and_sample_at_128_px_with_diffaugment(tmp_path, data128, arch):
     manifest = json.loads((out / "manifest.json").read_text())
     assert [(s["width"], s["height"]) for s in manifest["stimuli"]] == [(128, 128)] * 3
     assert manifest["generator"]["config"]["arch"] == arch
+    Manifest.model_validate(manifest)  # the platform's own Contract 1 check
     # same seed, same bytes; a stimulus remade alone from its seed is the same image
     again = generate(g, torch.eye(5)[[1]], [6], torch.device("cpu"))[0]
     assert torch.equal(again, torch.from_numpy(np.array(Image.open(out / "images/girih-0001.png"))))
