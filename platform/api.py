@@ -158,7 +158,8 @@ def background(token: str):
         except ValidationError as exc:
             problem = background_problems(exc)[0]
             raise journey.JourneyError(400, "invalid", problem.message, problem.field) from None
-        placed = journey.record_background(session, participant, data.model_dump())
+        placed = journey.record_background(session, participant, data.model_dump(),
+                                           current_app.config["PLACE_IDLE_MINUTES"])
     session.commit()
     if not placed:
         return error(409, "quota_full", "this group of participants is already full")

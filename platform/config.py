@@ -28,6 +28,16 @@ class Config:
     # New participants per client address; generous because a lab may seat a class behind one address.
     PARTICIPANT_CREATE_LIMIT = "600/minute"
     LOGIN_LIMIT = "10/minute"
+    # Sign-in throttling kept in the database (security.py): attempts before an account's back-off starts,
+    # and its longest back-off in seconds.
+    LOGIN_FREE_ATTEMPTS = 5
+    LOGIN_MAX_BACKOFF = 300
+    RESEARCHER_SESSION_HOURS = 12
+    WITHDRAW_LIMIT = "10/minute"
+    # Proxies in front of the app whose X-Forwarded-For/-Proto to trust (1 behind one HTTPS proxy).
+    TRUSTED_PROXIES = 0
+    # A quota place held this long without an answer goes back to the pool (places.py).
+    PLACE_IDLE_MINUTES = 30
 
 
 class TestConfig(Config):

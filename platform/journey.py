@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from culturelab.platform import journey_sql as sql
+from culturelab.platform import places
 from culturelab.platform.assignment import plan_trials
 from culturelab.platform.models import Participant, utcnow
 from culturelab.platform.study_specs import StudyRef, attention_scale, spec_of
@@ -179,9 +180,11 @@ def record_consent(session: Session, participant: ParticipantState, consent: boo
         raise JourneyError(409, "consent_already_given", "consent was already recorded")
 
 
-def record_background(session: Session, participant: ParticipantState, background: dict[str, Any]) -> bool:
+def record_background(session: Session, participant: ParticipantState, background: dict[str, Any],
+                      idle_minutes: float = places.IDLE_MINUTES) -> bool:
     """Stores the questionnaire, takes a place in the group's quota and assigns the trials, atomically.
-    False when the group is full (the participant is then screened out)."""
+    False when the group is full and no place held has been idle for ``idle_minutes`` (the participant is
+    then screened out)."""
     _require_active(participant)
     if not participant.consent:
         raise JourneyError(409, "consent_required", "consent must be given first")
@@ -203,8 +206,8 @@ def record_background(session: Session, participant: ParticipantState, backgroun
     by_culture: dict[str, list[int]] = {}
     for stimulus_id, culture in connection.execute(sql.STUDY_STIMULI, {"study_id": participant.study.id}):
         by_culture.setdefault(culture, []).append(stimulus_id)
-    filled = connection.execute(sql.CLAIM_PLACE, {"group_study_id": participant.study.id, "group": group_key}).scalar()
-    if filled is None:
+    ordinal = places.take_place(connection, participant.study.id, group_key, idle_minutes)
+    if ordinal is None:
         connection.execute(sql.UPDATE_PARTICIPANT, {
             "participant_id": participant.id, "status": "screened_out", "status_reason": "quota_full",
         })
@@ -212,7 +215,6 @@ def record_background(session: Session, participant: ParticipantState, backgroun
         return False
     # The place taken is the participant's ordinal in the group, which picks the Latin-square row: orders
     # are counterbalanced within each culture group, the unit that cross-cultural comparisons contrast.
-    ordinal = filled - 1
     planned = plan_trials(spec, by_culture, participant.seed, ordinal)
     connection.execute(sql.INSERT_TRIALS, [
         {"participant_id": participant.id, "position": i, "kind": t.kind, "question_id": t.question_id,
@@ -335,7 +337,10 @@ def record_response(
     if progress["n_answered"] >= participant.n_trials:
         code = spec_of(participant.study).recruitment.completion_code
         progress.update(status="completed", completed_at=utcnow(), completion_code=code or secrets.token_hex(4).upper())
-    connection.execute(sql.UPDATE_PARTICIPANT, {"participant_id": participant.id, **progress})
+    # Only while the participation goes on: a time-out (places.py) that committed after this answer's checks
+    # ended it, and the answer, rolled back with this transaction, must not complete it.
+    if not connection.execute(sql.ANSWER_PROGRESS, {"participant_id": participant.id, **progress}).rowcount:
+        raise JourneyError(409, "screened_out", "this participation has ended")
     participant.n_answered = progress["n_answered"]
     participant.status = progress.get("status", participant.status)
     participant.completion_code = progress.get("completion_code", participant.completion_code)

@@ -78,6 +78,7 @@ UPDATE_PARTICIPANT = update(_participants).where(_participants.c.id == bindparam
 # The same, only while a field is still unset: of two requests racing to set it, one changes nothing.
 SET_CONSENT = UPDATE_PARTICIPANT.where(_participants.c.consent.is_(None))
 SET_BACKGROUND = UPDATE_PARTICIPANT.where(_participants.c.culture_group.is_(None))
+ANSWER_PROGRESS = UPDATE_PARTICIPANT.where(_participants.c.status == "started")
 CONSENT = select(_participants.c.consent, _participants.c.status).where(
     _participants.c.id == bindparam("participant_id")
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import timedelta
 
 from click.testing import CliRunner
@@ -107,3 +108,23 @@ def test_release_idle_on_the_command_line_and_the_dashboard(app, client, load, d
     assert take(app) == 0
     html = signed_in(app, "ada@example.org").get("/researcher/").get_data(as_text=True)
     assert re.search(r'<td>1</td><td data-held>0</td><td data-free>1</td><td>2</td>', html)
+
+
+def test_a_full_group_takes_the_place_of_an_idle_participant_through_the_api(app, client, load):
+    slug = load(recruitment={"quotas": {"east_asian": 1}})
+    idle = Bot(client, slug)
+    idle.consent()
+    assert idle.background("east_asian").status_code == 200
+    trial = idle.next()["trial"]
+    late = Bot(client, slug)
+    late.consent()
+    assert late.background("east_asian").status_code == 409  # full, and nobody idle yet
+
+    app.config["PLACE_IDLE_MINUTES"] = 0.001  # 60 ms
+    time.sleep(0.2)
+    newcomer = Bot(client, slug)
+    newcomer.consent()
+    assert newcomer.background("east_asian").status_code == 200
+    refused = idle.answer(trial)
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "screened_out"
+    assert not newcomer.next()["done"]
