@@ -1,4 +1,4 @@
-"""A content x culture grid of style-transfer images, written as a stimulus set (DESIGN.md, Contract 1).
+"""A content x culture grid of style-transfer images, written as a stimulus set (docs/contracts.md, Contract 1).
 
 Every content image is rendered in every culture's style, so a study can hold the content fixed and vary
 only the culture. A culture's style is one or several images (the user's files, or built-in motifs of that

@@ -1,4 +1,4 @@
-"""The `culturelab` command: the composition root of the three components (DESIGN.md).
+"""The `culturelab` command: the composition root of the three components (docs/contracts.md).
 
 A FlaskGroup (Flask's CLI conventions: `culturelab routes`, `culturelab shell` come with it) whose
 platform commands run inside an app context. The generation and analysis commands live in their own
@@ -353,7 +353,7 @@ def researcher_create(email: str, password: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @with_appcontext
 def export(slug: str, out: Path, fmt: str) -> None:
-    """Write a study's data as a Frictionless data package (DESIGN.md, Contract 2)."""
+    """Write a study's data as a Frictionless data package (docs/contracts.md, Contract 2)."""
     from sqlalchemy import select
 
     from culturelab.platform import audit

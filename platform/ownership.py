@@ -1,4 +1,4 @@
-"""Who may see a study: its owners and collaborators (DESIGN.md, "Researchers and studies").
+"""Who may see a study: its owners and collaborators (docs/contracts.md, "Researchers and studies").
 
 Every researcher page, download and report looks its study up through ``study_for``, which answers None
 for a study the researcher is not a member of, exactly as for a study that does not exist, so that a

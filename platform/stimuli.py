@@ -1,4 +1,4 @@
-"""Stimulus sets (DESIGN.md, Contract 1): a folder with manifest.json and PNG images.
+"""Stimulus sets (docs/contracts.md, Contract 1): a folder with manifest.json and PNG images.
 
 Import checks every entry (id, culture, mix, file size and sha256) before anything is stored and refuses
 the whole set, naming the first bad entry. Images are copied into the data folder under their sha256, so

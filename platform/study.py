@@ -1,4 +1,4 @@
-"""The study file a researcher writes (DESIGN.md, "The study"), validated with pydantic.
+"""The study file a researcher writes (docs/contracts.md, "The study"), validated with pydantic.
 
 Every error names the field's path (``questions[1].scale.max``) and what was expected; the whole file is
 checked before anything is stored.

@@ -5,7 +5,7 @@ their completion page gives them (their participation token: a study whose compl
 for everyone, as Prolific studies often have, gives no personal code). Their answers and questionnaire are
 erased and the record stays, marked withdrawn, so that the recruitment id cannot start again. A
 researcher who owns the study can delete a participant outright. Exports and reports leave both out
-(DESIGN.md, Contract 2).
+(docs/contracts.md, Contract 2).
 """
 
 from __future__ import annotations

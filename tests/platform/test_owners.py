@@ -1,4 +1,4 @@
-"""Owners and collaborators (DESIGN.md, "Researchers and studies"): a researcher sees, exports and analyses
+"""Owners and collaborators (docs/contracts.md, "Researchers and studies"): a researcher sees, exports and analyses
 only the studies they own or share; any other study is a 404, by URL guessing too."""
 
 from __future__ import annotations
