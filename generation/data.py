@@ -94,9 +94,10 @@ def motif_images(
             images[k] = render_motif_array(culture, motif_seed_k, resolution)
             bar.update()
     else:
-        # spawned, not forked: the parent may hold torch's OpenMP threads, which do not survive a fork
-        # (the children import only motifs.py: numpy and PIL, no torch)
-        context = multiprocessing.get_context("spawn")
+        # Forked, as torch's DataLoader workers are (the children run only numpy and PIL, never torch's OpenMP);
+        # spawned children would re-run a caller's unguarded script. Spawn only where there is no fork.
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         cultures, seeds = zip(*jobs, strict=True)
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             done = pool.map(render_motif_array, cultures, seeds, [resolution] * n, chunksize=max(1, n // (8 * workers)))
