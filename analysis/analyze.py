@@ -79,9 +79,11 @@ def _lmm_or_skip(df: pd.DataFrame, q: dict, like: models.LmmFit | None = None,
     return tests, tables, main
 
 
-def without_exclusions(all_rows: pd.DataFrame, q: dict) -> list[dict]:
-    """The main model's tests on every participant (run in the background process)."""
-    return [t.to_dict() for t in _lmm_or_skip(all_rows, q, full=False)[0]]
+def without_exclusions(all_rows: pd.DataFrame, q: dict, like: models.LmmFit | None = None) -> list[dict]:
+    """The main model's three tests on every participant (culture_interaction needs a second model and is
+    reported on the analysed participants only); run in the background process unless `like` starts it."""
+    return [t.to_dict() for t in _lmm_or_skip(all_rows, q, like=like, full=False)[0]
+            if t.name != "culture_interaction"]
 
 
 def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[str], opts: AnalysisOptions,
@@ -103,7 +105,7 @@ def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[st
         except BrokenProcessPool as exc:  # the background process died (e.g. out of memory): fit here instead
             log.warning("background fit without exclusions failed: %s", exc)
         if out.get("tests_without_exclusions") is None:
-            out["tests_without_exclusions"] = [t.to_dict() for t in _lmm_or_skip(all_rows, q, like=main, full=False)[0]]
+            out["tests_without_exclusions"] = without_exclusions(all_rows, q, like=main)
     else:
         out["tests_without_exclusions"] = []
         out["without_exclusions_note"] = "nobody's responses to this question were excluded: the tests above are all"
