@@ -9,11 +9,13 @@ culture, set or method: images go by opaque ids (opaque_ids).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_babel import force_locale, gettext
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from culturelab.platform import journey, openapi
@@ -67,10 +69,30 @@ def http_error(exc: HTTPException):
 def _unexpected(exc: Exception):
     if isinstance(exc, HTTPException):  # raised inside a view, e.g. 413 while reading the body
         return http_error(exc)
+    get_session().rollback()
+    if database_unavailable(exc):
+        current_app.logger.warning("database unavailable: %s", exc)
+        reply, status = error(503, "unavailable", "the study is briefly unavailable; nothing was stored, please retry")
+        reply.headers["Retry-After"] = RETRY_AFTER_S
+        return reply, status
     # Never a stack trace to the client; the log has it.
     current_app.logger.exception("unhandled error in the participant API")
-    get_session().rollback()
     return error(500, "internal", "the server could not handle this request; nothing was stored")
+
+
+RETRY_AFTER_S = "5"
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (a restart, an outage), as opposed to an
+    error in what was asked of it."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+# A NUL character can be written in JSON (\u0000) but stored in no PostgreSQL text column.
+_NUL = re.compile(rb"\\u0000", re.IGNORECASE)
 
 
 def json_object() -> dict[str, Any]:
@@ -79,6 +101,10 @@ def json_object() -> dict[str, Any]:
         document = json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError):
         raise journey.JourneyError(400, "malformed_json", "the request body is not valid JSON") from None
+    except RecursionError:  # nesting deeper than the parser's limit; no request of ours nests more than 3
+        raise journey.JourneyError(400, "malformed_json", "the request body is nested too deeply") from None
+    if _NUL.search(raw):
+        raise journey.JourneyError(400, "invalid", "text may not contain NUL characters")
     if not isinstance(document, dict):
         raise journey.JourneyError(400, "malformed_json", "the request body must be a JSON object")
     return document

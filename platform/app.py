@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 from babel import Locale
-from flask import Flask, request
+from flask import Flask, abort, request
 from sqlalchemy import make_url
 from werkzeug.exceptions import HTTPException
 
@@ -66,6 +66,12 @@ def create_app(config: type[Config] | dict | None = None, *, write_instance: boo
     app.register_blueprint(withdrawal.bp)
     security.init_app(app)  # cookie flags, security headers, server-side researcher sessions
     csrf.exempt(api.bp)  # token in the path, no cookie: nothing for a cross-site request to ride on
+
+    @app.before_request
+    def _refuse_nul():
+        # A NUL character in a URL reaches no valid page or participant, and PostgreSQL cannot even compare it.
+        if "\x00" in request.path or any("\x00" in v for v in request.args.values()):
+            abort(404)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

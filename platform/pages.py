@@ -15,13 +15,14 @@ from flask import (
     current_app,
     g,
     has_request_context,
+    make_response,
     render_template,
     request,
     send_from_directory,
 )
 from flask_babel import get_locale, gettext
 from pypinyin import lazy_pinyin
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from culturelab.platform import api, journey
 from culturelab.platform.completion import MTURK_SUBMIT_HOSTS, completion, mturk_submit
@@ -172,6 +173,10 @@ def error_page(exc: HTTPException):
     elif code == 429:
         heading = gettext("Too many requests")
         text = gettext("Please wait a minute, then try again.")
+    elif code == 503:
+        heading = gettext("Briefly unavailable")
+        text = gettext("The study cannot be reached for a moment. Any answers you gave are saved. This page will "
+                       "try again by itself in a few seconds.")
     elif code >= 500:
         heading = gettext("Something went wrong")
         text = gettext("The server could not show this page. Any answers you gave are saved. Please try again "
@@ -179,10 +184,22 @@ def error_page(exc: HTTPException):
     else:
         heading = gettext("This request could not be handled")
         text = gettext("Please go back and try again.")
-    return render_template("error.html", code=code, heading=heading, text=text), code
+    response = make_response(render_template("error.html", code=code, heading=heading, text=text), code)
+    if code == 503:
+        response.headers["Retry-After"] = api.RETRY_AFTER_S
+    return response
 
 
 # Registered for the whole app by code, which Flask looks up before app.py's handler for HTTPException in
 # general: a 404 anywhere, a 500 from any view.
-for _code in (400, 403, 404, 405, 413, 429, 500):
+for _code in (400, 403, 404, 405, 413, 429, 500, 503):
     bp.app_errorhandler(_code)(error_page)
+
+
+@bp.app_errorhandler(Exception)
+def _database_down(exc: Exception):
+    """A page that needed the database while it was down: 503 and a page that reloads itself."""
+    if isinstance(exc, HTTPException) or not api.database_unavailable(exc):
+        raise exc
+    current_app.logger.warning("database unavailable: %s", exc)
+    return error_page(ServiceUnavailable())

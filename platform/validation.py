@@ -99,7 +99,7 @@ class Background(Body):
 
 
 class Answer(Body):
-    trial_id: Annotated[int, Field(ge=1)]
+    trial_id: Annotated[int, Field(ge=1, le=2**31 - 1)]  # the database's integer key
     response_id: Annotated[str, AfterValidator(_uuid), WithJsonSchema({"type": "string", "format": "uuid"})]
     value: int
     # Browser-measured, from stimulus onset to the answer; an hour bounds any honest trial.
