@@ -184,3 +184,28 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]  # only rank 0 writes
     assert torch.isfinite(tensors["g.fc.weight"]).all()
+
+
+def test_generator_out_and_paths_relative_to_the_checkpoint(tmp_path, tiny_data):
+    out, elsewhere = tmp_path / "run", tmp_path / "export" / "g.safetensors"
+    cfg = tiny_config(out, steps=2, checkpoint_every=100, sample_every=100, checkpoint_minutes=1e-9)
+    cfg.generator_out = str(elsewhere)
+    assert train(cfg, data=tiny_data, progress=False) == elsewhere
+    assert elsewhere.exists() and not (out / "generator.safetensors").exists()
+    assert json.loads(elsewhere.with_suffix(".json").read_text())["train"]["out"] == "../run"
+    header = json.loads((out / "checkpoint.json").read_text())["train"]
+    assert header["out"] == "." and header["generator_out"] == "../export/g.safetensors"
+
+
+def test_resume_from_an_image_folder_recorded_relative(tmp_path, monkeypatch):
+    from culturelab.generation.data import write_motif_dataset
+
+    write_motif_dataset(tmp_path / "data", 2, 32)
+    monkeypatch.chdir(tmp_path)
+    train(tiny_config("run", data="data", steps=2), progress=False)
+    assert json.loads((tmp_path / "run" / "checkpoint.json").read_text())["train"]["data"] == "../data"
+    train(tiny_config(tmp_path / "run", data=str(tmp_path / "data"), steps=3, resume=True), progress=False)
+    assert json.loads((tmp_path / "run" / "generator.json").read_text())["step"] == 3
+    write_motif_dataset(tmp_path / "other", 2, 32)  # the same images in another folder: other data
+    with pytest.raises(ConfigError, match=r"other settings \(data\)"):
+        train(tiny_config("run", data="other", steps=4, resume=True), progress=False)
