@@ -94,8 +94,6 @@ def resolve_setting(value: str | None, folder: Path) -> str | None:
 
 def _write(path: Path, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if "train" in header:
-        header = header | {"train": portable_paths(header["train"], path.parent)}
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(tensors, str(tmp), metadata={"culturelab": json.dumps(header, sort_keys=True)})
     tmp.replace(path)  # never leave a half-written checkpoint behind
@@ -123,7 +121,7 @@ def save_training(
         "format": FORMAT,
         "kind": "training",
         "model": model_config.to_dict(),
-        "train": train_config,
+        "train": portable_paths(train_config, path.parent),
         "step": step,
         "param_groups": {"opt_g": groups_g, "opt_d": groups_d},
     }
@@ -132,6 +130,8 @@ def save_training(
 
 def save_generator(path: Path, model_config: CGANConfig, g_ema: nn.Module, extra: dict | None = None) -> None:
     header = {"format": FORMAT, "kind": "generator", "model": model_config.to_dict(), **(extra or {})}
+    if "train" in header:
+        header["train"] = portable_paths(header["train"], path.parent)
     _write(path, _module_tensors("g_ema", g_ema), header)
 
 
