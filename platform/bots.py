@@ -364,13 +364,16 @@ def run_bots(
     in_group_d: float = 0.0,
     seed: int = 0,
     concurrency: int = 8,
+    think_s: float = 0.0,
     progress: Callable[[Iterable], Iterable] = lambda it: it,
 ) -> tuple[Tally, float]:
-    """Runs ``n`` bots, ``concurrency`` at a time, each in its own thread and connection; returns the tally and
-    the wall time in seconds. Groups and languages go round in turn, so a run fills the groups evenly."""
+    """Runs ``n`` bots, ``concurrency`` at a time, each in its own thread and connection, pausing about
+    ``think_s`` before each step; returns the tally and the wall time in seconds. Groups and languages go
+    round in turn, so a run fills the groups evenly."""
 
     def one(index: int) -> Tally:
         transport = transport_for()
+        rng = random.Random(seed * 1_000_003 + index)
         try:
             participant = Participant(
                 transport,
@@ -379,7 +382,8 @@ def run_bots(
                 profile=profile_for(index, profile),
                 in_group_d=in_group_d,
                 knowledge=knowledge,
-                rng=random.Random(seed * 1_000_003 + index),
+                rng=rng,
+                think=(lambda: time.sleep(think_s * rng.uniform(0.5, 1.5))) if think_s else None,
             )
             return participant.walk(knowledge.groups[index % len(knowledge.groups)])
         finally:

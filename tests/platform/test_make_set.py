@@ -85,7 +85,8 @@ def test_validate_lists_every_problem_load_would_find(tmp_path):
     document = study_document(
         stimulus_sets=["set", "missing-set"],
         match={"east_asian": ["seigaiha", "ice_ray"], "west_african": ["kente"]},
-        questions=[{"id": "liking", "kind": "likert", "scale": {"min": 5, "max": 1}, "text": {"en": "Like?", "zh": "喜欢吗?"}}],
+        questions=[{"id": "liking", "kind": "likert", "scale": {"min": 5, "max": 1},
+                    "text": {"en": "Like?", "zh": "喜欢吗?"}}],
     )
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(document))
     result = culturelab(tmp_path, "study", "validate", "study.yaml")
