@@ -536,16 +536,19 @@ def _bots_summary(tally, seconds: float) -> str:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 512),
               help="Participants at once (one thread and connection each).")
+@click.option("--think-ms", default=0, show_default=True, type=click.IntRange(0),
+              help="Mean pause before each step of a participant (0.5x to 1.5x).")
 @click.option("--study-file", type=click.Path(path_type=Path, dir_okay=False),
               help="The study file and its stimulus sets, for a server whose database is not this instance's.")
 @with_appcontext
 def bots(slug: str, n: int, url: str, profile: str, in_group_d: float, seed: int, concurrency: int,
-         study_file: Path | None) -> None:
+         think_ms: int, study_file: Path | None) -> None:
     """Drive simulated participants through the participant API of a running server (oTree-style bots)."""
     knowledge = _knowledge(slug, study_file)
     try:
         tally, seconds = _run_bots(url, knowledge, n, profile=None if profile == "mix" else profile,
-                                   in_group_d=in_group_d, seed=seed, concurrency=concurrency)
+                                   in_group_d=in_group_d, seed=seed, concurrency=concurrency,
+                                   think_s=think_ms / 1000)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     click.echo(_bots_summary(tally, seconds))

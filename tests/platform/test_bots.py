@@ -22,7 +22,7 @@ def bots_command(*args: str, env: dict | None = None) -> subprocess.CompletedPro
 
 def test_bots_complete_a_study_on_a_running_server(live_server, tmp_path, database_url):
     base = live_server()
-    result = bots_command("--study", "motif-test", "--n", "6", "--url", base, "--profile", "mix",
+    result = bots_command("--study", "motif-test", "--n", "6", "--url", base, "--profile", "mix", "--think-ms", "5",
                           "--study-file", str(tmp_path / "study.yaml"))
     assert result.returncode == 0, result.stderr
     # 6 x (12 trials + 2 attention checks); a choice trial shows two images (4 of them each)
