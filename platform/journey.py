@@ -128,9 +128,9 @@ def create_participant(
     connection = session.connection()
     known = {"study_id": study.id, "external_id": external_id}
     if external_id is not None:
-        token = connection.scalar(sql.TOKEN_BY_EXTERNAL_ID, known)
-        if token is not None:
-            return Created(token, True)
+        enrolled = connection.execute(sql.TOKEN_BY_EXTERNAL_ID, known).first()
+        if enrolled is not None:
+            return _resume(enrolled, source, recruitment)
     token = secrets.token_urlsafe(24)
     try:
         connection.execute(sql.INSERT_PARTICIPANT, {
@@ -141,11 +141,26 @@ def create_participant(
     except IntegrityError:
         # The same recruitment id arrived twice at once: the other request created it; resume that one.
         session.rollback()
-        token = session.connection().scalar(sql.TOKEN_BY_EXTERNAL_ID, known)
-        if token is None:
+        enrolled = session.connection().execute(sql.TOKEN_BY_EXTERNAL_ID, known).first()
+        if enrolled is None:
             raise
-        return Created(token, True)
+        return _resume(enrolled, source, recruitment)
     return Created(token, False)
+
+
+# The recruitment platform's own session of a participant: what shows that a second browser presenting the
+# same participant id is the same person, not someone who learnt (or guessed) the id.
+PLATFORM_SESSION = {"prolific": "SESSION_ID", "mturk": "assignmentId"}
+
+
+def _resume(enrolled: Row, source: str, recruitment: dict[str, Any]) -> Created:
+    """The participation of a recruitment id that already started, handed over only where the recruitment
+    platform's session matches; the participant's own browser resumes with the token it holds instead."""
+    key = PLATFORM_SESSION.get(enrolled.source)
+    session_id = (enrolled.recruitment or {}).get(key) if key else None
+    if source != enrolled.source or not session_id or recruitment.get(key) != session_id:
+        raise JourneyError(409, "already_enrolled", "this participant id has already started the study elsewhere")
+    return Created(enrolled.token, True)
 
 
 def set_language(participant: Participant, language: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy import func, select
 
 from culturelab.platform.db import session_scope
@@ -71,13 +72,48 @@ def test_each_answer_is_committed_when_its_request_returns(app, client, load):
 
 def test_returning_with_the_same_prolific_id_resumes_at_the_first_unanswered_trial(client, load):
     slug = load()
-    bot = Bot(client, slug, external_id="PID-9", source="prolific")
+    prolific = {"STUDY_ID": "st1", "SESSION_ID": "se1"}
+    bot = Bot(client, slug, external_id="PID-9", source="prolific", recruitment=prolific)
     bot.consent(), bot.background()
     for _ in range(3):
         bot.answer(bot.next()["trial"])
-    again = Bot(client, slug, external_id="PID-9", source="prolific")
+    again = Bot(client, slug, external_id="PID-9", source="prolific", recruitment=prolific)
     assert again.resume is True and again.token == bot.token
     assert again.next()["trial"]["index"] == 3
+
+
+@pytest.mark.parametrize(
+    ("source", "first", "second"),
+    [
+        ("prolific", {"SESSION_ID": "se1"}, {"SESSION_ID": "se2"}),  # another Prolific session
+        ("prolific", {"SESSION_ID": "se1"}, {}),  # the id alone, as anyone who learnt it could send
+        ("prolific", {}, {}),  # no session to compare: nothing proves it is the same person
+        ("mturk", {"assignmentId": "A1"}, {"assignmentId": "A2"}),
+    ],
+)
+def test_a_recruitment_id_alone_hands_over_nothing(client, load, source, first, second):
+    slug = load()
+    owner = Bot(client, slug, external_id="PID-7", source=source, recruitment=first)
+    owner.consent(), owner.background()
+    r = client.post(f"/api/v1/studies/{slug}/participants",
+                    json={"external_id": "PID-7", "source": source, "recruitment": second, "language": "zh"})
+    assert r.status_code == 409
+    body = r.get_data(as_text=True)
+    assert r.get_json()["error"]["code"] == "already_enrolled" and owner.token not in body
+    assert "浏览器" in r.get_json()["error"]["message"]  # in the language the page asked for
+    # Nor under the other platform's name.
+    other = "mturk" if source == "prolific" else "prolific"
+    r = client.post(f"/api/v1/studies/{slug}/participants",
+                    json={"external_id": "PID-7", "source": other, "recruitment": first})
+    assert r.status_code == 409 and owner.token not in r.get_data(as_text=True)
+
+
+def test_the_same_mturk_assignment_resumes(client, load):
+    slug = load()
+    hit = {"assignmentId": "3ASSIGN", "hitId": "3HIT"}
+    bot = Bot(client, slug, external_id="A1B2", source="mturk", recruitment=hit)
+    again = Bot(client, slug, external_id="A1B2", source="mturk", recruitment=hit)
+    assert again.resume and again.token == bot.token
 
 
 def test_a_repeated_response_id_stores_nothing_new_and_answers_200(app, client, load):
