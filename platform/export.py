@@ -239,7 +239,10 @@ def _write_csv(path: Path, fields: list[Field], batches: Iterable[list[tuple]]) 
     flags = [i for i, fld in enumerate(fields) if fld.type == "boolean"]  # written true/false
     n = 0
     with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")  # None is written as an empty cell
+        # RFC 4180's CRLF rows: the csv module quotes a field holding any character of the line terminator, so
+        # a carriage return typed into a text field is quoted too (with "\n" rows it would break the row).
+        # None is written as an empty cell.
+        writer = csv.writer(f, lineterminator="\r\n")
         writer.writerow([fld.name for fld in fields])
         for batch in batches:
             if flags:
@@ -284,8 +287,10 @@ def _write_parquet(path: Path, fields: list[Field], batches: Iterable[list[tuple
 
 def _design(study: Study) -> dict[str, Any]:
     spec = spec_of(study)
+    # `text` (per language) is more than Contract 2 asks: the report shows a question by its words.
     questions: dict[str, Any] = {
-        q.id: {"kind": q.kind, "scale": {"min": q.bounds[0], "max": q.bounds[1]}} for q in spec.questions
+        q.id: {"kind": q.kind, "scale": {"min": q.bounds[0], "max": q.bounds[1]}, "text": dict(q.text)}
+        for q in spec.questions
     }
     if spec.design.attention_checks:
         low, high = attention_scale(spec)

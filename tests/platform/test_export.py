@@ -127,8 +127,9 @@ def test_datapackage_describes_every_column_and_the_design(app, collected, tmp_p
     assert all(f["description"] and f["type"] for r in resources.values() for f in r["schema"]["fields"])
     design = package["culturelab"]
     assert design["match"] == {"east_asian": ["seigaiha"], "west_african": ["kente"]}
-    assert design["questions"]["liking"] == {"kind": "likert", "scale": {"min": 1, "max": 7}}
-    assert design["questions"]["beauty"] == {"kind": "slider", "scale": {"min": 0, "max": 100}}
+    liking = {"en": "How much do you like this image?", "zh": "你有多喜欢这张图片?"}
+    assert design["questions"]["liking"] == {"kind": "likert", "scale": {"min": 1, "max": 7}, "text": liking}
+    assert design["questions"]["beauty"]["scale"] == {"min": 0, "max": 100}
     assert design["culture_groups"][0] == {"id": "east_asian", "label": {"en": "East Asian", "zh": "东亚"}}
     assert design["study"] == {"slug": "motif-test", "title": {"en": "Pattern preferences", "zh": "图案偏好"}}
 
@@ -228,3 +229,19 @@ def test_the_analysis_loader_reads_every_exported_column_and_the_text_unchanged(
         assert people.loc["completed", "languages"] == "ja;en", fmt
         hidden = package.responses.sort_values("trial_index")["hidden_ms"].astype(int).tolist()
         assert hidden == [25 * i for i in range(14)], fmt
+
+
+def test_a_line_break_typed_into_text_stays_inside_its_cell(app, collected, tmp_path, client):
+    import csv
+
+    from bot import Bot
+
+    bot = Bot(client, collected)
+    bot.consent()
+    assert bot.background(gender="non\rbinary").status_code == 200
+    with session_scope(app) as session:
+        export_study(session, collected, tmp_path / "export")
+    with (tmp_path / "export" / "participants.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert "non\rbinary" in {row["gender"] for row in rows}
+    assert all(len(row) == len(rows[0]) for row in rows)
