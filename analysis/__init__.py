@@ -1,6 +1,6 @@
 """culturelab.analysis: export package (Contract 2) in, report.html + results.json (Contract 3) out.
 
-`in_group_preference(frame)` is the stable Python API (DESIGN.md Contract 3); it is imported on first use,
+`in_group_preference(frame)` is the stable Python API (docs/contracts.md, Contract 3); it is imported on first use,
 so `culturelab --help` does not load the model libraries."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The stable Python API for notebooks and tools (DESIGN.md Contract 3): the headline in-group test on a long
+"""The stable Python API for notebooks and tools (docs/contracts.md, Contract 3): the headline in-group test on a long
 pandas frame, exactly as `culturelab analyze` computes it for a Likert or slider question."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Linear mixed models with crossed random effects for participants and stimuli (mixedlm's `lmer`).
 
-The Contract 3 model (DESIGN.md) is the minimum:
+The Contract 3 model (docs/contracts.md) is the minimum:
 
     value ~ match + culture_group + stimulus_culture + (1|participant) + (1|stimulus)
 

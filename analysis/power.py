@@ -10,7 +10,7 @@ and participant × culture variation and the appeal of cultures nobody owns, are
 power at a small effect depends on them. mixedlm's powerSim/powerCurve simulate from one fitted pilot
 model instead; this loop keeps the planted values exact.
 
-`study_plan` reads the design a researcher wrote (DESIGN.md's study YAML): groups, match, questions, the
+`study_plan` reads the design a researcher wrote (the study file, docs/contracts.md): groups, match, questions, the
 trials per participant (split evenly over the questions, as the platform's assignment does) and, from the
 stimulus set manifests beside it, the cultures and stimuli per culture.
 """

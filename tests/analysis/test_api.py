@@ -1,4 +1,4 @@
-"""The stable Python API (DESIGN.md Contract 3): `culturelab.analysis.in_group_preference(frame)`."""
+"""The stable Python API (docs/contracts.md, Contract 3): `culturelab.analysis.in_group_preference(frame)`."""
 
 from __future__ import annotations
 
