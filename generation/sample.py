@@ -124,6 +124,10 @@ def generate(g: nn.Module, weights: torch.Tensor, seeds: list[int], device: torc
     Image i's noise is ``randn(g.noise_dim())`` from a generator seeded with ``seeds[i]`` (``z_dim`` values
     for the dcgan and resnet G, a flat global + periodic + local noise map for the spatial G)."""
     z_dim = g.noise_dim()
+    if g.config.to_dict().get("arch", "dcgan") != "dcgan":
+        # channels_last convolutions are ~1.5x faster on a CPU for the 128 px models; the dcgan keeps its
+        # layout so that its sets stay byte-identical to those written before
+        g = g.to(memory_format=torch.channels_last)
     z = torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
     out = []
     for start in range(0, len(seeds), BATCH):
