@@ -109,8 +109,11 @@ def document() -> dict[str, Any]:
     paths = {
         "/api/v1/studies/{slug}/participants": {
             "parameters": [{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "post": _operation("Become a participant (or resume, with the same external_id)", {
-                201: ("Created", "A new participant"), 200: ("Created", "The same external_id again: resumed"),
+            "post": _operation("Become a participant (or resume, with the same external_id and platform session)", {
+                201: ("Created", "A new participant"),
+                200: ("Created", "The same external_id and recruitment session (Prolific SESSION_ID, MTurk "
+                                 "assignmentId) again: resumed"),
+                409: ("Error", "already_enrolled: the external_id started elsewhere, without that session"),
                 _BAD[0]: _BAD[1], 404: ("Error", "Unknown study"), 429: ("Error", "Too many from this address"),
             }, "CreateParticipant"),
         },

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from culturelab.platform.migrate import upgrade
 from culturelab.platform.study import read_study
 from culturelab.platform.study_load import load_study
 
+from servers import free_port, wait_for
 from studykit import CULTURES, make_stimulus_set, study_document, write_study  # noqa: F401 (re-exported)
 
 
@@ -71,25 +69,6 @@ def load(app, tmp_path):
         return study_document(**overrides)["slug"]
 
     return _load
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the server at {url} did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
 
 
 @pytest.fixture

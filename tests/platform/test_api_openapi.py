@@ -65,7 +65,7 @@ def test_every_request_and_reply_of_a_journey_fits_the_description(client, load,
     slug = load()
     transport = Recording(client)
     bot = Participant(transport, slug, language="zh", external_id="PID-1", source="prolific",
-                      recruitment={"STUDY_ID": "s1"})
+                      recruitment={"STUDY_ID": "s1", "SESSION_ID": "se1"})
     bot.create()
     bot.create()  # resumed: 200
     transport.request("GET", bot.base)

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 
 from culturelab.platform.bots import HttpTransport, Reply, StudyKnowledge, run_bots
 
-from conftest import free_port, wait_for
+from servers import free_port, wait_for
 from studykit import write_study
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from culturelab.platform.bots import HttpTransport, Participant
 
-from conftest import free_port
+from servers import free_port
 
 EXAMPLE = Path(__file__).parents[2] / "platform" / "examples" / "motif-preferences" / "study.yaml"
 

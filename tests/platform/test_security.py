@@ -274,7 +274,7 @@ def test_culturelab_serve_counts_sign_in_guesses_across_its_worker_processes(dat
     import sys
     from urllib.parse import urlencode
 
-    from conftest import free_port, wait_for
+    from servers import free_port, wait_for
 
     env = {**os.environ, "CULTURELAB_DATABASE_URL": database_url, "CULTURELAB_DATA_DIR": str(tmp_path / "data"),
            "CULTURELAB_SECRET_KEY": "live", "CULTURELAB_LOGIN_LIMIT": "5/minute",
