@@ -230,3 +230,17 @@ def test_evaluation_is_at_the_checkpoints_own_resolution(tmp_path, data128):
     assert not CultureClassifier(5).stem  # at 32 px the classifier is the one the 32 px checkpoint was judged by
     header = json.loads((tmp_path / "run" / "generator.json").read_text())
     assert header["train"]["out"] == "."  # paths relative to the checkpoint's own folder
+
+
+def test_shipped_128_px_checkpoint_and_its_files_name_no_absolute_path():
+    path = checkpoint.PACKAGED / "motifs-spatial128.safetensors"
+    g, header = checkpoint.load_generator(path)
+    assert (g.config.arch, g.config.resolution) == ("spatial", 128) and header["train"]["out"] == "."
+    results = json.loads(path.with_name("motifs-spatial128.evaluation.json").read_text())
+    assert results["checkpoint"] == path.name and results["checkpoint_sha256"] == checkpoint.sha256_file(path)
+    assert results["resolution"] == 128 and results["summary"]["culture_accuracy"] >= 0.95
+    assert min(r["diversity_ratio"] for r in results["per_culture_results"].values()) >= 0.5
+    for name in ("motifs-spatial128.json", "motifs-spatial128.evaluation.json", "motifs-cgan.evaluation.json"):
+        assert "/work/" not in (checkpoint.PACKAGED / name).read_text()
+    image = generate(g, torch.eye(5)[[3]], [7], torch.device("cpu"))
+    assert image.shape == (1, 128, 128, 3)
