@@ -316,7 +316,7 @@ const CultureLab = (() => {
   }
 
   const MAX_SCALE = 8;
-  const PIXELATED_UP_TO = 128; // px of the image itself
+  const PIXELATED_UP_TO = 64; // px of the image itself: 32- and 64-px samples; 128 px and up are smooth
 
   function trials(withPractice) {
     const d = page();
