@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch_timing import device_name, sync  # noqa: E402  (benchmarks/, beside this script)
 
 from culturelab.generation.cgan import ARCH_RESOLUTIONS, CGANConfig, one_hot
 from culturelab.generation.checkpoint import load_generator
@@ -37,20 +38,6 @@ from culturelab.generation.sample import Condition, write_stimulus_set
 from culturelab.generation.train import TrainConfig, gan_update, make_autocast, resolve_device
 
 RECIPE = CGANConfig(cultures=list(CULTURES), resolution=128, arch="resnet", g_channels=16, d_channels=16)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
-    return "cpu"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def bench_train(cfg: CGANConfig, device: torch.device, args, diffaug: str) -> float:

@@ -25,9 +25,9 @@ import itertools
 import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from torch_timing import device_name, sync  # noqa: E402  (benchmarks/, beside this script)
 
 from culturelab.generation.data import to_uint8
 from culturelab.generation.motifs import CULTURES, render_motif_array
@@ -36,20 +36,6 @@ from culturelab.generation.stylize import DEFAULT_BETA
 from culturelab.generation.train import resolve_device
 from culturelab.generation.translation import CONTENT_DOMAIN, TranslationConfig, TranslationGenerator, one_hot
 from culturelab.generation.vgg import load_features
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
-    return "cpu"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def images(culture: str, n: int, size: int, device: torch.device) -> torch.Tensor:
