@@ -26,7 +26,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch_timing import device_name, sync  # noqa: E402  (benchmarks/, beside this script)
 
 from culturelab.generation.cgan import ARCH_RESOLUTIONS, CGANConfig, one_hot
 from culturelab.generation.checkpoint import load_generator
@@ -36,6 +35,8 @@ from culturelab.generation.models import make_discriminator, make_generator, tra
 from culturelab.generation.motifs import CULTURES
 from culturelab.generation.sample import Condition, write_stimulus_set
 from culturelab.generation.train import TrainConfig, gan_update, make_autocast, resolve_device
+
+from torch_timing import device_name, sync  # benchmarks/, beside this script
 
 RECIPE = CGANConfig(cultures=list(CULTURES), resolution=128, arch="resnet", g_channels=16, d_channels=16)
 

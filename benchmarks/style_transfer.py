@@ -27,7 +27,6 @@ import statistics
 import time
 
 import torch
-from torch_timing import device_name, sync  # noqa: E402  (benchmarks/, beside this script)
 
 from culturelab.generation.data import to_uint8
 from culturelab.generation.motifs import CULTURES, render_motif_array
@@ -36,6 +35,8 @@ from culturelab.generation.stylize import DEFAULT_BETA
 from culturelab.generation.train import resolve_device
 from culturelab.generation.translation import CONTENT_DOMAIN, TranslationConfig, TranslationGenerator, one_hot
 from culturelab.generation.vgg import load_features
+
+from torch_timing import device_name, sync  # benchmarks/, beside this script
 
 
 def images(culture: str, n: int, size: int, device: torch.device) -> torch.Tensor:
