@@ -11,6 +11,8 @@
 # rewritten every minute, so a slot cut short still returns the last one), metrics.jsonl, samples.png
 # (the last grid, one row per culture), evaluation.json, bench.json (sampling images/s of that generator)
 # and log.txt. The training checkpoint (G, D, Adam states: too big to come back) stays in a scratch folder.
+# With STYLE_TRANSFER_UNTIL=S (seconds since the script started), benchmarks/style_transfer.py runs last, killed
+# at S, into bench-style-transfer.json (the 8th file): issue 10's GPU figures from the same slot.
 set -uo pipefail
 OUT=${OUT:?set OUT}
 DEVICE=${DEVICE:-cuda}
@@ -101,5 +103,11 @@ echo "evaluation exit $?"
 timeout 120 python3 benchmarks/generation.py --device "$DEVICE" --checkpoint "$OUT/generator.safetensors" --quick \
   > "$OUT/bench.json"
 echo "benchmark exit $?: $(cat "$OUT/bench.json")"
+left=$(( ${STYLE_TRANSFER_UNTIL:-0} - SECONDS ))
+if [ "$left" -gt 20 ]; then
+  timeout "$left" python3 benchmarks/style_transfer.py --device "$DEVICE" --skip vs_bare_vgg \
+    > "$OUT/bench-style-transfer.json"
+  echo "style transfer exit $? ($left s allowed): $(cat "$OUT/bench-style-transfer.json")"
+fi
 ls -la "$OUT"
 echo "total $(( $(date +%s) - t0 )) s"
