@@ -95,6 +95,8 @@ def resolve_setting(value: str | None, folder: Path) -> str | None:
 def _write(path: Path, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
+    # channels_last weights (and Adam's moments of them) are strided; safetensors stores dense tensors only
+    tensors = {name: t.contiguous() for name, t in tensors.items()}
     save_file(tensors, str(tmp), metadata={"culturelab": json.dumps(header, sort_keys=True)})
     tmp.replace(path)  # never leave a half-written checkpoint behind
     path.with_suffix(".json").write_text(json.dumps(header, indent=2, sort_keys=True) + "\n")
