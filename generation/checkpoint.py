@@ -26,7 +26,7 @@ from culturelab.generation.models import make_generator
 
 FORMAT = "culturelab.cgan/1"
 PACKAGED = Path(__file__).parent / "checkpoints"
-DEFAULT_CHECKPOINT = PACKAGED / "motifs-cgan.safetensors"
+DEFAULT_CHECKPOINT = PACKAGED / "motifs-resnet128.safetensors"
 
 
 class CheckpointError(ValueError):

@@ -6,6 +6,7 @@ Tiny models (a few channels) for a few steps, so everything runs in seconds on a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from culturelab.generation.data import DatasetError, motif_images
 from culturelab.generation.diffaugment import diff_augment, parse_policy
 from culturelab.generation.evaluate import CultureClassifier, evaluate
 from culturelab.generation.models import make_discriminator, make_generator
-from culturelab.generation.sample import Condition, generate, write_stimulus_set
+from culturelab.generation.sample import Condition, generate, native_bf16, png_bytes, write_stimulus_set
 from culturelab.generation.train import ConfigError, train
 from culturelab.platform.cli import main
 from culturelab.platform.stimuli import Manifest
@@ -232,15 +233,34 @@ def test_evaluation_is_at_the_checkpoints_own_resolution(tmp_path, data128):
     assert header["train"]["out"] == "."  # paths relative to the checkpoint's own folder
 
 
-def test_shipped_128_px_checkpoint_and_its_files_name_no_absolute_path():
-    path = checkpoint.PACKAGED / "motifs-spatial128.safetensors"
+@pytest.mark.parametrize(("stem", "arch"), [("motifs-resnet128", "resnet"), ("motifs-spatial128", "spatial")])
+def test_shipped_128_px_checkpoints_meet_their_targets_and_name_no_absolute_path(stem, arch):
+    path = checkpoint.PACKAGED / f"{stem}.safetensors"
     g, header = checkpoint.load_generator(path)
-    assert (g.config.arch, g.config.resolution) == ("spatial", 128) and header["train"]["out"] == "."
-    results = json.loads(path.with_name("motifs-spatial128.evaluation.json").read_text())
+    # the GPU run's training checkpoint stayed on the lent machine: its folder is not named at all
+    assert (g.config.arch, g.config.resolution) == (arch, 128) and header["train"]["out"] in (".", None)
+    results = json.loads(path.with_name(f"{stem}.evaluation.json").read_text())
     assert results["checkpoint"] == path.name and results["checkpoint_sha256"] == checkpoint.sha256_file(path)
     assert results["resolution"] == 128 and results["summary"]["culture_accuracy"] >= 0.95
     assert min(r["diversity_ratio"] for r in results["per_culture_results"].values()) >= 0.5
-    for name in ("motifs-spatial128.json", "motifs-spatial128.evaluation.json", "motifs-cgan.evaluation.json"):
+    for name in (f"{stem}.json", f"{stem}.evaluation.json", "motifs-cgan.evaluation.json"):
         assert "/work/" not in (checkpoint.PACKAGED / name).read_text()
     image = generate(g, torch.eye(5)[[3]], [7], torch.device("cpu"))
     assert image.shape == (1, 128, 128, 3)
+
+
+def test_example_study_stimuli_come_from_the_default_checkpoint_and_can_be_made_again():
+    """The example study's set (platform/examples/motif-preferences) is what study.yaml's command writes with
+    the default checkpoint: same checkpoint hash, and an image remade from its seed has the same bytes."""
+    folder = Path(__file__).resolve().parents[2] / "platform" / "examples" / "motif-preferences" / "stimuli"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["generator"]["checkpoint_sha256"] == checkpoint.sha256_file(checkpoint.DEFAULT_CHECKPOINT)
+    assert {s["width"] for s in manifest["stimuli"]} == {128}
+    if not native_bf16(torch.device("cpu")):
+        pytest.skip("the set was written in bf16 on a CPU that computes it natively; this one emulates it")
+    g, _ = checkpoint.load_generator(checkpoint.DEFAULT_CHECKPOINT)
+    cultures = list(g.config.cultures)
+    stimulus = manifest["stimuli"][-1]
+    weights = Condition(stimulus["mix"]).weights(cultures)[None]
+    image = generate(g.eval(), weights, [stimulus["seed"]], torch.device("cpu"))[0].numpy()
+    assert png_bytes(image) == (folder / stimulus["file"]).read_bytes()
