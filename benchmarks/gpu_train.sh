@@ -16,9 +16,9 @@
 set -uo pipefail
 OUT=${OUT:?set OUT}
 DEVICE=${DEVICE:-cuda}
-BUDGET_MIN=${BUDGET_MIN:-9}          # training wall clock, compile and timed checkpoints included
+BUDGET_MIN=${BUDGET_MIN:-5.5}        # training wall clock, compile and timed checkpoints included (fits a 10-minute call)
 PER_CULTURE=${PER_CULTURE:-2000}     # rendered motifs per culture (128 px, by all cores: ~10 s on 16)
-EVAL_PER_CULTURE=${EVAL_PER_CULTURE:-500}
+EVAL_PER_CULTURE=${EVAL_PER_CULTURE:-200}
 ARCH=${ARCH:-resnet}
 RESOLUTION=${RESOLUTION:-128}
 G_CH=${G_CH:-16}                     # resnet G at 128 px: 3.1 M parameters, a 12.6 MB generator file
