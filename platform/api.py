@@ -18,10 +18,10 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from culturelab.platform import journey, openapi
+from culturelab.platform import journey, openapi, security
 from culturelab.platform.completion import completion
 from culturelab.platform.db import get_session
-from culturelab.platform.extensions import LOCALES, limiter
+from culturelab.platform.extensions import LOCALES
 from culturelab.platform.opaque_ids import opaque_id
 from culturelab.platform.study_specs import attention_scale, spec_of
 from culturelab.platform.validation import (
@@ -61,7 +61,7 @@ def _journey_error(exc: journey.JourneyError):
 def http_error(exc: HTTPException):
     """HTTP errors under /api/ in the API's shape; registered on the app, since routing errors (404, 405)
     happen before any blueprint is chosen."""
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 429: "rate_limited"}
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
     return error(exc.code or 400, codes.get(exc.code or 400, "bad_request"), exc.description or exc.name)
 
 
@@ -124,10 +124,18 @@ def openapi_description():
 
 
 @bp.post("/studies/<slug>/participants")
-@limiter.limit(lambda: current_app.config["PARTICIPANT_CREATE_LIMIT"])
 def create_participant(slug: str):
-    data = body(CreateParticipant)
     session = get_session()
+    try:
+        # Against quota squatting from one address: counted in the database, like sign-in attempts, so that
+        # the limit holds across every server process and machine.
+        limit = current_app.config["PARTICIPANT_CREATE_LIMIT"]
+        security.count_by_address(session, "enrol", request.remote_addr, limit)
+    except security.Throttled as exc:
+        reply, status = error(429, "rate_limited", f"too many new participants from this address (at most {limit})")
+        reply.headers["Retry-After"] = str(exc.retry_after)
+        return reply, status
+    data = body(CreateParticipant)
     study = journey.get_study(session, slug)
     try:
         created = journey.create_participant(

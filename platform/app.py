@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from culturelab.platform import api, db, pages, reports, researcher, security, withdrawal
 from culturelab.platform.config import Config
-from culturelab.platform.extensions import babel, csrf, limiter, login_manager, select_locale
+from culturelab.platform.extensions import babel, csrf, login_manager, select_locale
 
 
 def instance_folder() -> Path:
@@ -53,7 +53,6 @@ def create_app(config: type[Config] | dict | None = None, *, write_instance: boo
     db.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)
-    limiter.init_app(app)
     login_manager.init_app(app)
     app.jinja_env.filters["language_name"] = lambda tag: (
         Locale.parse(tag, sep="-").get_display_name().capitalize()

@@ -21,10 +21,9 @@ class Config:
     BABEL_DEFAULT_LOCALE = "en"
     BABEL_TRANSLATION_DIRECTORIES = str(Path(__file__).parent / "translations")
     WTF_CSRF_TIME_LIMIT = None
-    # Flask-Limiter: use a store shared by all workers (e.g. redis://127.0.0.1:6379) in production.
-    RATELIMIT_STORAGE_URI = "memory://"
+    # Limits per client address, counted in the database (security.py), so that every server process
+    # shares them; RATELIMIT_ENABLED=False turns them all off (tests, benchmarks).
     RATELIMIT_ENABLED = True
-    RATELIMIT_HEADERS_ENABLED = True
     # New participants per client address; generous because a lab may seat a class behind one address.
     PARTICIPANT_CREATE_LIMIT = "600/minute"
     LOGIN_LIMIT = "10/minute"

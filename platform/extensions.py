@@ -2,8 +2,6 @@
 
 from flask import g, request
 from flask_babel import Babel, lazy_gettext
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
@@ -17,7 +15,6 @@ def select_locale() -> str:
 
 babel = Babel()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
 login_manager = LoginManager()
 login_manager.login_view = "researcher.login"
 login_manager.login_message = lazy_gettext("Please sign in to see this page.")

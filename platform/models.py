@@ -74,6 +74,17 @@ class CultureGroup(Base):
     study: Mapped[Study] = relationship(back_populates="groups")
 
 
+class FreePlace(Base):
+    """A place in a culture group's quota given back (by a participant who went idle, withdrew or was deleted
+    before completing) and not taken again yet: its ordinal goes to the group's next participant (places.py)."""
+
+    __tablename__ = "free_places"
+
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
+    culture_group: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ordinal: Mapped[int] = mapped_column(primary_key=True)
+
+
 class StimulusSet(Base):
     __tablename__ = "stimulus_sets"
 
@@ -239,8 +250,9 @@ class ResearcherSession(Base):
 
 
 class SignInThrottle(Base):
-    """Sign-in attempts per client address (a fixed window) and per account or trusted device (exponential
-    back-off), kept in the database so that every server process sees the same counts."""
+    """Requests per client address and scope (a fixed window: sign-in, new participants, withdrawal codes) and
+    sign-in attempts per account or trusted device (exponential back-off), kept in the database so that every
+    server process sees the same counts (security.py)."""
 
     __tablename__ = "sign_in_throttle"
 

@@ -170,9 +170,6 @@ def error_page(exc: HTTPException):
         heading = gettext("Page not found")
         text = gettext("There is no page at this address. If you followed a link to a study, please check that "
                        "it was copied in full, or ask the researcher for the link again.")
-    elif code == 429:
-        heading = gettext("Too many requests")
-        text = gettext("Please wait a minute, then try again.")
     elif code == 503:
         heading = gettext("Briefly unavailable")
         text = gettext("The study cannot be reached for a moment. Any answers you gave are saved. This page will "
@@ -192,7 +189,7 @@ def error_page(exc: HTTPException):
 
 # Registered for the whole app by code, which Flask looks up before app.py's handler for HTTPException in
 # general: a 404 anywhere, a 500 from any view.
-for _code in (400, 403, 404, 405, 413, 429, 500, 503):
+for _code in (400, 403, 404, 405, 413, 500, 503):
     bp.app_errorhandler(_code)(error_page)
 
 

@@ -1,4 +1,5 @@
-"""The web edge: security headers, cookie flags, server-side researcher sessions and sign-in throttling.
+"""The web edge: security headers, cookie flags, server-side researcher sessions, sign-in throttling and the
+limits per client address (sign-in, new participants, withdrawal codes).
 
 Headers follow the OWASP Secure Headers Project. The throttle's counts live in the database, so every
 server process (and every machine behind a load balancer) shares them without an extra service.
@@ -152,7 +153,7 @@ def session_researcher(db: Session, user_id: str) -> Researcher | None:
     )
 
 
-# -- sign-in throttling ----------------------------------------------------------------------------------
+# -- throttling: sign-in, and requests per client address -------------------------------------------------
 
 
 class Throttled(Exception):
@@ -197,7 +198,7 @@ def begin_attempt(db: Session, address: str | None, email: str, device_cookie: s
 
 def count_by_address(db: Session, scope: str, address: str | None, limit: str) -> None:
     """Counts one request of ``scope`` from the client address against ``limit`` (e.g. "10/minute") and
-    commits, or raises Throttled. Off, like Flask-Limiter, when RATELIMIT_ENABLED is false."""
+    commits, or raises Throttled. Off when RATELIMIT_ENABLED is false."""
     if current_app.config.get("RATELIMIT_ENABLED", True):
         _count_in_window(db, f"{scope}:{address or '-'}", time.time(), parse_limit(limit))
         db.commit()

@@ -74,16 +74,18 @@ def load(app, tmp_path):
 @pytest.fixture
 def live_server(database_url, tmp_path):
     """Starts `culturelab serve` (set up with the real CLI) on a study file; returns its base URL. Call it as
-    ``live_server(workers=N, **study_overrides)``."""
+    ``live_server(workers=N, env={"CULTURELAB_…": …}, **study_overrides)`` (the limits per client address are
+    off unless ``env`` turns them on)."""
     processes = []
 
-    def start(workers: int = 2, **overrides) -> str:
+    def start(workers: int = 2, env: dict[str, str] | None = None, **overrides) -> str:
         env = {
             **os.environ,
             "CULTURELAB_DATABASE_URL": database_url,
             "CULTURELAB_DATA_DIR": str(tmp_path / "data"),
             "CULTURELAB_SECRET_KEY": "live",
             "CULTURELAB_RATELIMIT_ENABLED": "0",
+            **(env or {}),
         }
         study = write_study(tmp_path, **overrides)
         for args in (["db", "upgrade"], ["study", "load", str(study)]):

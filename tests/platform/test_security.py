@@ -130,7 +130,7 @@ def throttled(app):
 @pytest.fixture
 def second_process(throttled, database_url, tmp_path):
     """Another app on the same database, as a second server process would be: nothing shared but the
-    database (its own engine, its own Flask-Limiter memory)."""
+    database (its own engine and connections)."""
     config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
     other = create_app({**config, **{k: throttled.config[k] for k in (
         "RATELIMIT_ENABLED", "LOGIN_LIMIT", "LOGIN_FREE_ATTEMPTS", "LOGIN_MAX_BACKOFF")},
@@ -298,3 +298,37 @@ def test_culturelab_serve_counts_sign_in_guesses_across_its_worker_processes(dat
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def create(app, slug: str, address: str):
+    return from_address(app, address).post(f"/api/v1/studies/{slug}/participants", json={})
+
+
+def test_new_participants_per_address_are_limited_for_all_processes_together(throttled, second_process, load, clock):
+    slug = load()
+    for app in (throttled, second_process):
+        app.config["PARTICIPANT_CREATE_LIMIT"] = "3/minute"
+    statuses = [create((throttled, second_process)[i % 2], slug, "203.0.113.7").status_code for i in range(5)]
+    assert statuses == [201] * 3 + [429] * 2
+    r = create(throttled, slug, "203.0.113.7")
+    assert r.get_json()["error"]["code"] == "rate_limited" and r.headers["Retry-After"] == "60"
+    assert create(second_process, slug, "203.0.113.8").status_code == 201  # another address has its own count
+    clock[0] += 60
+    assert create(second_process, slug, "203.0.113.7").status_code == 201  # a new window
+
+
+def test_culturelab_serve_limits_new_participants_per_address_across_its_worker_processes(live_server):
+    """As for sign-in (above): three workers, a new connection per request, one limit for all of them."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    base = urlsplit(live_server(workers=3, env={"CULTURELAB_RATELIMIT_ENABLED": "1",
+                                               "CULTURELAB_PARTICIPANT_CREATE_LIMIT": "5/minute"}))
+    statuses = []
+    for _ in range(12):
+        connection = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+        connection.request("POST", "/api/v1/studies/motif-test/participants", "{}",
+                           {"Content-Type": "application/json"})
+        statuses.append(connection.getresponse().status)
+        connection.close()
+    assert statuses == [201] * 5 + [429] * 7
