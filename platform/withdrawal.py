@@ -5,7 +5,8 @@ their completion page gives them (their participation token: a study whose compl
 for everyone, as Prolific studies often have, gives no personal code). Their answers and questionnaire are
 erased and the record stays, marked withdrawn, so that the recruitment id cannot start again. A
 researcher who owns the study can delete a participant outright. Exports and reports leave both out
-(docs/contracts.md, Contract 2).
+(docs/contracts.md, Contract 2). Either way, a participant who had not completed gives their quota place
+back to the group at once (places.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from culturelab.platform import audit
+from culturelab.platform import audit, places
 from culturelab.platform.db import get_session
 from culturelab.platform.extensions import LOCALES
 from culturelab.platform.journey import spec_of
@@ -27,7 +28,7 @@ from culturelab.platform.security import Throttled, count_by_address
 
 bp = Blueprint("withdrawal", __name__)
 
-# What the questionnaire stored: erased on withdrawal (the culture group stays: it holds a quota place).
+# What the questionnaire stored: erased on withdrawal (the culture group stays: the dashboard counts by it).
 QUESTIONNAIRE = ("country_of_birth", "country_of_residence", "languages", "age", "gender", "art_training")
 
 
@@ -48,8 +49,9 @@ def find_by_code(session: Session, code: str) -> Participant | None:
 
 def withdraw(session: Session, participant: Participant, actor: str = "participant") -> None:
     """Erases the participant's answers and questionnaire and marks them withdrawn (idempotent)."""
-    session.execute(delete(Response).where(Response.participant_id == participant.id))
-    session.execute(delete(Trial).where(Trial.participant_id == participant.id))
+    places.give_back(session.connection(), participant.id)
+    # The participant's row first, then their answers: the order a deletion locks them in (its cascade), so
+    # that a withdrawal and a deletion racing wait for each other instead of deadlocking.
     session.execute(
         update(Participant)
         .where(Participant.id == participant.id)
@@ -57,15 +59,21 @@ def withdraw(session: Session, participant: Participant, actor: str = "participa
                 **dict.fromkeys(QUESTIONNAIRE))
         .execution_options(synchronize_session="fetch")
     )
+    session.execute(delete(Response).where(Response.participant_id == participant.id))
+    session.execute(delete(Trial).where(Trial.participant_id == participant.id))
     audit.record(session, "participant.withdraw", actor, participant.study_id, participant_id=participant.pseudonym)
 
 
 def delete_participant(session: Session, study_id: int, pseudonym: str, actor: str) -> bool:
     """Deletes a participant of the study and everything stored about them; False if there is none."""
+    participant_id = session.scalar(
+        select(Participant.id).where(Participant.study_id == study_id, Participant.pseudonym == pseudonym)
+    )
+    if participant_id is None:
+        return False
+    places.give_back(session.connection(), participant_id)
     deleted = session.execute(
-        delete(Participant)
-        .where(Participant.study_id == study_id, Participant.pseudonym == pseudonym)
-        .execution_options(synchronize_session=False)
+        delete(Participant).where(Participant.id == participant_id).execution_options(synchronize_session=False)
     ).rowcount
     if deleted:
         audit.record(session, "participant.delete", actor, study_id, participant_id=pseudonym)

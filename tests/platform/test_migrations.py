@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from culturelab.platform.migrate import alembic_config, is_current, upgrade
-from culturelab.platform.models import Base
+from culturelab.platform.models import Base, Participant, Study
 
 
 def test_models_and_migrations_agree(database_url):
@@ -42,3 +44,33 @@ def test_migrations_ship_inside_the_package():
 
     versions = files("culturelab.migrations") / "versions"
     assert any(p.name.endswith(".py") for p in versions.iterdir())
+
+
+def test_revision_0005_moves_the_places_given_back_into_the_pool(database_url):
+    """Before 0005 a timed-out participant kept the place on their row until it was taken; a participant who
+    withdrew before completing kept theirs for good. Both come into the pool; completed and active ones stay."""
+    engine = create_engine(database_url)
+    upgrade(engine, "0004")
+    now = datetime.now(UTC)
+    with engine.begin() as connection:  # the participants' columns are the same at 0004
+        study_id = connection.execute(
+            Study.__table__.insert().values(slug="s", spec={}, spec_sha256="x", created_at=now, updated_at=now)
+        ).inserted_primary_key[0]
+        for n, (status, reason, completed) in enumerate([
+            ("screened_out", "timed_out", None),  # given back, not taken yet
+            ("withdrawn", "withdrew", None),  # withdrew before completing
+            ("withdrawn", "withdrew", now),  # withdrew after completing: keeps the place
+            ("started", None, None),
+        ]):
+            connection.execute(Participant.__table__.insert().values(
+                study_id=study_id, token=f"p{n}", pseudonym=f"p{n}", source="link", recruitment={}, language="en",
+                status=status, status_reason=reason, culture_group="g", seed=1, ordinal=n, started_at=now,
+                completed_at=completed,
+            ))
+    upgrade(engine)
+    with engine.connect() as connection:
+        pool = connection.execute(text("SELECT culture_group, ordinal FROM free_places ORDER BY ordinal")).all()
+        ordinals = connection.execute(text("SELECT ordinal FROM participants ORDER BY token")).scalars().all()
+    engine.dispose()
+    assert [tuple(row) for row in pool] == [("g", 0), ("g", 1)]
+    assert ordinals == [None, None, 2, 3]

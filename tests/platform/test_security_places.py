@@ -1,5 +1,6 @@
-"""Quota squatting: places held by participants who stopped answering go back to the pool, one place to one
-participant however many processes race for it (places.py)."""
+"""Quota squatting: places held by participants who stopped answering go back to the pool, and so do those of
+participants who withdraw or are deleted before completing; one place to one participant however many
+processes race for it (places.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from culturelab.platform.cli import main
 from culturelab.platform.config import TestConfig
 from culturelab.platform.db import session_scope
 from culturelab.platform.models import Participant, Study, utcnow
+from culturelab.platform.withdrawal import delete_participant
 
 from bot import Bot
 
@@ -128,3 +130,97 @@ def test_a_full_group_takes_the_place_of_an_idle_participant_through_the_api(app
     refused = idle.answer(trial)
     assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "screened_out"
     assert not newcomer.next()["done"]
+
+
+def pseudonym_of(app, bot) -> str:
+    with session_scope(app) as session:
+        return session.scalar(select(Participant.pseudonym).where(Participant.token == bot.token))
+
+
+def gets_in(client, slug) -> bool:
+    """Whether a new participant of the group gets a place."""
+    newcomer = Bot(client, slug)
+    assert newcomer.consent().status_code == 200
+    status = newcomer.background("east_asian").status_code
+    assert status in (200, 409)
+    return status == 200
+
+
+def test_withdrawing_before_completing_gives_the_place_back_at_once(app, client, load):
+    slug = load(recruitment={"quotas": {"east_asian": 1}})
+    (holder,) = squatters(app, client, slug, 1)
+    assert holder.answer(holder.next()["trial"]).status_code == 201  # answering: not idle
+    assert not gets_in(client, slug)
+    assert client.post("/withdraw", data={"code": holder.token}).status_code == 200
+    assert state(app, holder) == ("withdrawn", "withdrew", None)
+    newcomer = Bot(client, slug)
+    newcomer.consent()
+    assert newcomer.background("east_asian").status_code == 200
+    assert state(app, newcomer) == ("started", None, 0)  # the withdrawn participant's place and ordinal
+    assert not gets_in(client, slug)  # one place, one participant
+
+
+def test_a_participant_deleted_from_the_dashboard_gives_the_place_back(app, client, load):
+    slug = load(recruitment={"quotas": {"east_asian": 1}})
+    (holder,) = squatters(app, client, slug, 1)
+    account(app, "ada@example.org", slug)
+    ada = signed_in(app, "ada@example.org")
+    r = ada.post(f"/researcher/studies/{slug}/participants/delete", data={"participant_id": pseudonym_of(app, holder)})
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/researcher/#study-{slug}")
+    html = ada.get("/researcher/").get_data(as_text=True)
+    assert re.search(r'data-group="east_asian"><td>East Asian</td><td>0</td><td data-held>0</td><td data-free>1</td>',
+                     html)
+    assert gets_in(client, slug) and not gets_in(client, slug)
+
+
+def test_completed_participants_keep_their_places_when_they_withdraw_or_are_deleted(app, client, load):
+    slug = load(recruitment={"quotas": {"east_asian": 2}})
+    first, second = Bot(client, slug), Bot(client, slug)
+    first.complete(), second.complete()
+    assert client.post("/withdraw", data={"code": first.token}).status_code == 200
+    code = pseudonym_of(app, second)
+    with session_scope(app) as session:
+        assert delete_participant(session, session.scalar(select(Study.id)), code, "test")
+    assert not gets_in(client, slug)
+
+
+def test_a_place_let_go_by_a_time_out_a_withdrawal_and_a_deletion_at_once_comes_back_once(
+    app, client, load, database_url, tmp_path
+):
+    slug = load(recruitment={"quotas": {"east_asian": 1}})
+    (holder,) = squatters(app, client, slug, 1)
+    code = pseudonym_of(app, holder)
+    config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
+    other = create_app({**config, "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path / "other")})
+    with session_scope(app) as session:
+        study_id = session.scalar(select(Study.id))
+    barrier, failures = threading.Barrier(3), []
+
+    def time_out():
+        with session_scope(app) as session:
+            places.release_idle(session.connection(), study_id, "east_asian", 30, later())
+
+    def withdraw():  # 404 when the deletion came first
+        assert other.test_client().post("/withdraw", data={"code": holder.token}).status_code in (200, 404)
+
+    def delete():
+        with session_scope(other) as session:
+            assert delete_participant(session, study_id, code, "test")
+
+    def run(action):
+        barrier.wait()
+        try:
+            action()
+        except BaseException as exc:  # a place given back twice fails on the pool's primary key
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in (time_out, withdraw, delete)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other.extensions["culturelab.engine"].dispose()
+    assert failures == []
+    with session_scope(app) as session:
+        assert places.free_places(session.connection(), study_id) == {"east_asian": 1}
+    assert gets_in(client, slug) and not gets_in(client, slug)
