@@ -233,9 +233,7 @@ def study_share(slug: str, email: str, role: str) -> None:
     _require_schema()
     try:
         with session_scope(current_app) as session:
-            member = ownership.add_member(session, slug, email, role)
-            audit.record(session, "study.share", audit.cli_actor(), member.study_id,
-                         email=ownership.normal_email(email), role=member.role)
+            member = ownership.share(session, slug, email, role, audit.cli_actor())
     except ownership.MembershipError as exc:
         raise InputError(str(exc)) from None
     click.echo(f"{email} is now {member.role} of study {slug!r}")

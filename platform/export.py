@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ScalarSelect, and_, func, select
+from sqlalchemy import and_, func, join, select
 from sqlalchemy.orm import Session, aliased
 
 from culturelab.platform.models import (
@@ -137,20 +137,20 @@ def _batches(rows: Iterable[tuple]) -> Iterator[list[tuple]]:
 
 
 def _participant_rows(session: Session, study: Study) -> Iterator[tuple]:
-    def attention(*where) -> ScalarSelect:
-        # Correlated per participant, so each count is an index lookup on responses.participant_id
-        # (a grouped subquery joined to participants is not materialised by SQLite: quadratic time).
-        return (
-            select(func.count())
-            .select_from(Response)
-            .join(Trial, Trial.id == Response.trial_id)
-            .where(Response.participant_id == Participant.id, Trial.kind == "attention", *where)
-            .scalar_subquery()
-        )
-
+    # The attention checks each participant answered, counted in one grouped join rather than a subquery per
+    # participant, so the plan does not hang on the database's statistics: an outer join (participants who
+    # answered none count 0) to their attention trials and those trials' answers.
+    answered = join(Trial, Response, Response.trial_id == Trial.id)
+    checks = and_(Trial.participant_id == Participant.id, Trial.kind == "attention")
     query = (
-        select(Participant, attention(), attention(Response.correct.is_(True)))
+        select(
+            Participant,
+            func.count(Response.id),
+            func.count(Response.id).filter(Response.correct.is_(True)),
+        )
+        .outerjoin(answered, checks)
         .where(Participant.study_id == study.id, Participant.status != "withdrawn")
+        .group_by(Participant.id)
         .order_by(Participant.id)
         .execution_options(yield_per=BATCH)
     )

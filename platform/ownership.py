@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from culturelab.platform import audit
 from culturelab.platform.models import Researcher, Study, StudyMember
 
 OWNER, COLLABORATOR = "owner", "collaborator"
@@ -74,6 +75,13 @@ def add_member(session: Session, slug: str, email: str, role: str) -> StudyMembe
     elif role == OWNER:
         member.role = OWNER
     session.flush()
+    return member
+
+
+def share(session: Session, slug: str, email: str, role: str, actor: str) -> StudyMember:
+    """``add_member`` by a researcher or a command, recorded in the audit log in the same transaction."""
+    member = add_member(session, slug, email, role)
+    audit.record(session, "study.share", actor, member.study_id, email=normal_email(email), role=member.role)
     return member
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TypeVar
 
 from flask import (
     Blueprint,
@@ -40,6 +41,7 @@ from culturelab.platform.models import CultureGroup, Participant, Researcher, Re
 from culturelab.platform.withdrawal import delete_participant
 
 bp = Blueprint("researcher", __name__, url_prefix="/researcher")
+F = TypeVar("F", bound=FlaskForm)
 
 
 @login_manager.user_loader
@@ -150,7 +152,7 @@ def _recruitment(session, study: Study) -> dict:
             .group_by(Participant.culture_group)
         ).all()
     )
-    # Places held by participants still answering, and places given back by idle ones (places.py).
+    # Places held by participants still answering, and places given back and not yet taken (places.py).
     held = dict(
         session.execute(
             select(Participant.culture_group, func.count())
@@ -186,41 +188,46 @@ def _recruitment(session, study: Study) -> dict:
     }
 
 
+def _owner_form(slug: str, form_class: type[F]) -> tuple[Study, F]:
+    """The study of an owner's dashboard form and the form posted: 404 for anyone but an owner (as for a study
+    that does not exist), 400 for a form without its CSRF token or its field."""
+    study = _study(slug, ownership.OWNER)
+    form = form_class()
+    if not form.validate_on_submit():
+        abort(400)
+    return study, form
+
+
+def _back_to(study: Study, message: str):
+    flash(message)
+    return redirect(url_for("researcher.dashboard", _anchor=f"study-{study.slug}"))
+
+
 @bp.post("/studies/<slug>/members")
 @login_required
 def share(slug: str):
-    study = _study(slug, ownership.OWNER)
-    form = ShareForm()
-    if not form.validate_on_submit():
-        abort(400)
+    study, form = _owner_form(slug, ShareForm)
     session = get_session()
+    email = form.email.data
     try:
-        ownership.add_member(session, study.slug, form.email.data, ownership.COLLABORATOR)
+        ownership.share(session, study.slug, email, ownership.COLLABORATOR, current_user.email)
     except ownership.MembershipError:
         # Saying only that no account has this email: it is the owner asking, about their own study.
-        flash(_("No researcher account has the email %(email)s.", email=form.email.data))
-        return redirect(url_for("researcher.dashboard"))
-    audit.record(session, "study.share", current_user.email, study.id, email=ownership.normal_email(form.email.data))
+        return _back_to(study, _("No researcher account has the email %(email)s.", email=email))
     session.commit()
-    flash(_("%(email)s can now see this study.", email=form.email.data))
-    return redirect(url_for("researcher.dashboard") + f"#study-{study.slug}")
+    return _back_to(study, _("%(email)s can now see this study.", email=email))
 
 
 @bp.post("/studies/<slug>/participants/delete")
 @login_required
 def delete(slug: str):
-    study = _study(slug, ownership.OWNER)
-    form = DeleteParticipantForm()
-    if not form.validate_on_submit():
-        abort(400)
+    study, form = _owner_form(slug, DeleteParticipantForm)
     session = get_session()
     pseudonym = form.participant_id.data.strip()
-    if delete_participant(session, study.id, pseudonym, current_user.email):
-        session.commit()
-        flash(_("Participant %(id)s and all their data were deleted.", id=pseudonym))
-    else:
-        flash(_("This study has no participant %(id)s.", id=pseudonym))
-    return redirect(url_for("researcher.dashboard") + f"#study-{study.slug}")
+    if not delete_participant(session, study.id, pseudonym, current_user.email):
+        return _back_to(study, _("This study has no participant %(id)s.", id=pseudonym))
+    session.commit()
+    return _back_to(study, _("Participant %(id)s and all their data were deleted.", id=pseudonym))
 
 
 @bp.get("/studies/<slug>/export.zip")

@@ -9,7 +9,7 @@ import uuid
 
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from culturelab.platform.db import session_scope
 from culturelab.platform.export import export_study, spreadsheet_safe
@@ -245,3 +245,26 @@ def test_a_line_break_typed_into_text_stays_inside_its_cell(app, collected, tmp_
         rows = list(csv.DictReader(f))
     assert "non\rbinary" in {row["gender"] for row in rows}
     assert all(len(row) == len(rows[0]) for row in rows)
+
+
+def test_attention_checks_are_counted_for_each_participant(app, client, load, tmp_path):
+    slug = load()  # two attention checks among 14 trials
+    careful, careless, early = Bot(client, slug), Bot(client, slug), Bot(client, slug)
+    careful.complete()
+    careless.consent(), careless.background()
+    nxt, failed = careless.next(), False
+    while not nxt["done"]:  # fails the first check only
+        trial, value = nxt["trial"], None
+        if trial["kind"] == "attention" and not failed:
+            scale, failed = trial["question"]["scale"], True
+            value = scale["min"] if Bot.good_value(trial) != scale["min"] else scale["max"]
+        nxt = careless.answer(trial, value=value).get_json()["next"]
+    early.consent(), early.background()  # assigned trials, answered none
+    out = tmp_path / "export"
+    with session_scope(app) as session:
+        export_study(session, slug, out)
+        pseudonyms = dict(session.execute(select(Participant.token, Participant.pseudonym)).all())
+    people = read_csv(out / "participants.csv")
+    counts = {p["participant_id"]: (p["attention_passed"], p["attention_total"]) for p in people}
+    assert counts == {pseudonyms[careful.token]: ("2", "2"), pseudonyms[careless.token]: ("1", "2"),
+                      pseudonyms[early.token]: ("0", "0")}

@@ -85,13 +85,14 @@ def test_an_owner_shares_from_the_dashboard(app, load):
     assert "bob@example.org can now see this study." in r.get_data(as_text=True).lower()
     assert re.search(rf'id="study-{slug}" data-role="collaborator"', bob.get("/researcher/").get_data(as_text=True))
     assert bob.get(f"/researcher/studies/{slug}/export.zip").status_code == 200
-    r = ada.post(f"/researcher/studies/{slug}/members", data={"email": "nobody@example.org"}, follow_redirects=True)
-    assert "No researcher account has the email nobody@example.org." in r.get_data(as_text=True)
+    r = ada.post(f"/researcher/studies/{slug}/members", data={"email": "nobody@example.org"})
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/researcher/#study-{slug}")
+    assert "No researcher account has the email nobody@example.org." in ada.get("/researcher/").get_data(as_text=True)
     assert ada.post(f"/researcher/studies/{slug}/members", data={"email": ""}).status_code == 400
     with session_scope(app) as session:
         assert sorted(session.scalars(select(StudyMember.role)).all()) == ["collaborator", "owner"]
         (event,) = session.scalars(select(AuditEvent).where(AuditEvent.action == "study.share")).all()
-        assert (event.actor, event.detail) == ("ada@example.org", {"email": "bob@example.org"})
+        assert (event.actor, event.detail) == ("ada@example.org", {"email": "bob@example.org", "role": "collaborator"})
 
 
 def test_the_owner_keeps_ownership_when_shared_again_as_a_collaborator(app, load):
