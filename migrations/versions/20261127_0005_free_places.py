@@ -31,8 +31,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("study_id", "culture_group", "ordinal", name=op.f("pk_free_places")),
     )
     participants = sa.table(
-        "participants", sa.column("study_id"), sa.column("culture_group"), sa.column("ordinal"),
-        sa.column("status"), sa.column("status_reason"), sa.column("completed_at"),
+        "participants",
+        sa.column("study_id"),
+        sa.column("culture_group"),
+        sa.column("ordinal"),
+        sa.column("status"),
+        sa.column("status_reason"),
+        sa.column("completed_at"),
     )
     given_back = sa.and_(
         participants.c.ordinal.is_not(None),
