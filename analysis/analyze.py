@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import platform as _platform
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -28,13 +29,17 @@ log = logging.getLogger(__name__)
 SCHEMA = "culturelab.results/1"
 # what the model libraries raise on data they cannot fit (singular designs, too few levels, no convergence)
 FIT_ERRORS = (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError, ModelCheckError)
-PACKAGES = ("culturelab", "numpy", "pandas", "scipy", "statsmodels", "mixedlm", "interlace-lme", "choix",
-            "krippendorff", "plotly")
+PACKAGES = ("culturelab", "numpy", "pandas", "scipy", "statsmodels", "mixedlm", "choix", "krippendorff", "plotly")
+# the native thread pools of the background process: one thread each, since it shares the cores with this one
+# (OpenBLAS threads that spin on a busy core made the CLMM's small solves ten times slower); these are read
+# when the libraries load, so they must be in the environment the process starts with
+_ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                      "RAYON_NUM_THREADS")}
 
 
 @dataclass
 class AnalysisOptions:
-    clmm_max_responses: int = 600  # the ordinal fit runs on a participant subsample above this
+    clmm_max_responses: int = 6000  # the ordinal fit runs on a stratified participant subsample above this
     background_clmm: bool = True  # CLMMs and no-exclusion LMMs in a second process while the main LMMs run
     n_boot: int = 1000  # bootstrap resamples for effect-size CIs without a closed form
     bt_boot: int = 200  # bootstrap resamples for Bradley–Terry worth CIs
@@ -138,7 +143,7 @@ def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[st
             result = clmm.result() if clmm else ordinal.clmm_match(df, opts.clmm_max_responses, opts.seed)
         except (*FIT_ERRORS, BrokenProcessPool) as exc:
             log.warning("CLMM for %s failed: %s", qid, exc)  # a sensitivity fit that fails is reported, not fatal
-            result = TestResult.skip("in_group_preference", "CLMM (interlace-lme clmm)", f"the fit failed: {exc}")
+            result = TestResult.skip("in_group_preference", ordinal.METHOD, f"the fit failed: {exc}")
         sensitivity.append(result.to_dict())
     tick(f"{qid}: participant-level tests")
     sensitivity.append(nonparametric.ingroup_permutation(df, n_boot=opts.n_boot, seed=opts.seed).to_dict())
@@ -261,7 +266,22 @@ def _background(opts: AnalysisOptions, questions: dict, tables: dict,
         yield {}, {}
         return
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        withouts = {qid: pool.submit(without_exclusions, df, questions[qid]) for qid, df in without.items()}
-        clmms = {qid: pool.submit(ordinal.clmm_match, df, opts.clmm_max_responses, opts.seed)
-                 for qid, df in likert.items()}
+        with _environment(_ONE_THREAD):  # the worker starts with the first submit
+            withouts = {qid: pool.submit(without_exclusions, df, questions[qid]) for qid, df in without.items()}
+            clmms = {qid: pool.submit(ordinal.clmm_match, df, opts.clmm_max_responses, opts.seed)
+                     for qid, df in likert.items()}
         yield clmms, withouts
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -48,8 +48,9 @@ def _floats(text: str) -> list[float]:
               help="Folder for report.html + results.json.")
 @click.option("--exclusions", "exclusions", type=click.Path(path_type=Path), default=None,
               help="YAML or JSON file of exclusion rule options (defaults: docs/analysis.md).")
-@click.option("--clmm-max-responses", default=600, show_default=True, type=click.IntRange(min=50),
-              help="Above this many Likert responses the ordinal model runs on a stated participant subsample.")
+@click.option("--clmm-max-responses", default=6000, show_default=True, type=click.IntRange(min=50),
+              help="Above this many Likert responses the ordinal model runs on a stated subsample of whole "
+                   "participants, stratified by culture group.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for bootstraps and subsamples.")
 def analyze(export_dir: Path, out: Path, exclusions: Path | None, clmm_max_responses: int, seed: int) -> None:
     """Analyse an export data package (Contract 2): writes OUT/report.html and OUT/results.json."""

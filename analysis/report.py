@@ -267,8 +267,9 @@ METHODS = [
     "label-permutation test as for ratings on own-culture choice rates less the whole sample's rate for that pair "
     "of cultures.",
     "Sensitivity (all adjusted for stimulus culture): the same LMM on within-participant z-scores; the Likert CLMM "
-    "(interlace-lme clmm, logit, the model of R ordinal::clmm) with (1|participant) + (1|stimulus:culture_group), "
-    "Wald z, on a stated participant subsample when large; a permutation test of the culture-group labels on each "
+    "(logit, Laplace approximation as R ordinal::clmm, culturelab's exact-gradient fit checked against interlace-lme "
+    "clmm) with (1|participant) + (1|stimulus:culture_group), Wald z, on a stated subsample of whole participants "
+    "stratified by culture group when large; a permutation test of the culture-group labels on each "
     "participant's own − other culture difference less the whole sample's (bootstrap CI; generalises over "
     "participants, not stimuli).",
     "Kruskal–Wallis on per-participant means (ε² = H/(n−1), participant bootstrap CI); pairwise Mann–Whitney U with "

@@ -65,7 +65,7 @@ def test_sensitivity_reliability_and_choice_layers_are_present(analysed):
     pref = results["questions"]["preference"]
     assert pref["tests"][0]["name"] == "in_group_preference" and "glmer" in pref["tests"][0]["method"]
     assert {r["stimulus_culture"] for r in pref["bradley_terry"]} == {"seigaiha", "kente", "meander"}
-    assert results["versions"]["mixedlm"] and results["versions"]["interlace-lme"]
+    assert results["versions"]["mixedlm"] and results["versions"]["choix"]
 
 
 def test_report_is_self_contained_and_renders_both_languages(analysed):
