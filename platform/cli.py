@@ -35,8 +35,8 @@ class InputError(click.ClickException):
 class CultureLabGroup(FlaskGroup):
     """FlaskGroup plus subcommands imported on first use (the lazy-loading pattern of click's docs)."""
 
-    # Flask's and Flask-Limiter's own commands still work but are not CultureLab's: kept out of --help.
-    not_listed = {"run", "shell", "routes", "limiter"}
+    # Flask's own commands still work but are not CultureLab's: kept out of --help.
+    not_listed = {"run", "shell", "routes"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
