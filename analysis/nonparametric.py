@@ -38,9 +38,12 @@ def kruskal_groups(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple
     n = sum(len(s) for s in samples)
     eps = epsilon_squared(h, n)
 
-    def boot_eps(*s: np.ndarray) -> float:
-        pooled = np.concatenate(s)
-        return epsilon_squared(stats.kruskal(*s).statistic, len(pooled)) if np.ptp(pooled) > 0 else np.nan
+    def boot_eps(*s: np.ndarray) -> np.ndarray:  # one resample per row
+        pooled = np.concatenate(s, axis=1)
+        varies = np.ptp(pooled, axis=1) > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            h = stats.kruskal(*s, axis=1).statistic
+        return np.where(varies, h / ((n ** 2 - 1) / (n + 1)), np.nan)  # epsilon_squared, row-wise
 
     ci = bootstrap_ci(samples, boot_eps, n_boot, seed)
     df_h = len(groups) - 1

@@ -110,6 +110,10 @@ def choice_scores(participant: np.ndarray, culture_a: np.ndarray, culture_b: np.
     other_culture = np.where(own_b, culture_a, culture_b)
     chose_own = (chose_b == own_b).astype(float)
 
+    n_labels = owns.shape[0]
+    cell = (np.arange(n_labels)[:, None] * n_participants + participant).ravel()  # (label, participant) per trial
+    count = np.bincount(cell, weights=valid.ravel(), minlength=n_labels * n_participants)
+
     def score(w: np.ndarray) -> np.ndarray:
         wt = w[participant]
         wins = np.bincount(winner * k + loser, weights=wt, minlength=k * k).reshape(k, k)
@@ -117,12 +121,8 @@ def choice_scores(participant: np.ndarray, culture_a: np.ndarray, culture_b: np.
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(shown > 0, wins / shown, 0.5)  # rate[x, y]: x chosen when paired with y
         excess = np.where(valid, chose_own - rate[own_culture, other_culture], 0.0)  # labels × trials
-        out = np.empty((n_participants, owns.shape[0]))
-        for g in range(owns.shape[0]):
-            total = np.bincount(participant, weights=excess[g], minlength=n_participants)
-            count = np.bincount(participant, weights=valid[g].astype(float), minlength=n_participants)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[:, g] = np.where(count > 0, total / count, np.nan)
-        return out
+        total = np.bincount(cell, weights=excess.ravel(), minlength=n_labels * n_participants)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / count, np.nan).reshape(n_labels, n_participants).T
 
     return score
