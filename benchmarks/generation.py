@@ -19,6 +19,7 @@ On CUDA, bf16 autocast, channels_last and torch.compile are on by default (flags
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import tempfile
 import time
@@ -80,11 +81,19 @@ def bench_sample(g: torch.nn.Module, size: int, device: torch.device, args, comp
     k, batch = len(g.config.cultures), args.sample_batch
     c = one_hot(torch.arange(batch, device=device) % k, k)
     noise_dim = g.noise_dim(size)
+    # On CUDA the images go to pinned host buffers without the host waiting for each copy, so it queues the
+    # next batch at once instead of leaving the GPU idle between batches (untimed until the next lent GPU;
+    # 19,755 images/s at 128 px was measured with a blocking .cpu()). Copies on one stream run in order, so
+    # a buffer is never written twice at once; sync() ends the timing.
+    buffers = None
+    if device.type == "cuda":
+        pinned = [torch.empty(batch, 3, size, size, dtype=torch.uint8, pin_memory=True) for _ in range(2)]
+        buffers = itertools.cycle(pinned)
 
     def one_batch() -> torch.Tensor:
         with autocast():
-            images = run(torch.randn(batch, noise_dim, device=device), c)
-        return to_uint8(images).cpu()
+            images = to_uint8(run(torch.randn(batch, noise_dim, device=device), c))
+        return images.cpu() if buffers is None else next(buffers).copy_(images, non_blocking=True)
 
     for _ in range(args.warmup):
         one_batch()
