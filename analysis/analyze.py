@@ -40,7 +40,7 @@ _ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
 @dataclass
 class AnalysisOptions:
     clmm_max_responses: int = 6000  # the ordinal fit runs on a stratified participant subsample above this
-    background_clmm: bool = True  # CLMMs and no-exclusion LMMs in a second process while the main LMMs run
+    background_clmm: bool = True  # no-exclusion, z-score LMMs and CLMMs in a second process while this one works
     n_boot: int = 1000  # bootstrap resamples for effect-size CIs without a closed form
     bt_boot: int = 200  # bootstrap resamples for Bradley–Terry worth CIs
     seed: int = 0
@@ -91,9 +91,32 @@ def without_exclusions(all_rows: pd.DataFrame, q: dict, like: models.LmmFit | No
             if t.name != "culture_interaction"]
 
 
+def zscore_sensitivity(df: pd.DataFrame, terms: list[str] | None = None,
+                       start: np.ndarray | None = None) -> tuple[dict, list[str] | None]:
+    """The in-group test of the LMM on within-participant z-scores, and the random terms the fit started from
+    (None when it was not run). `terms`/`start`: the main model's structure and estimates (the relative variance
+    components barely change with z-scoring); without them the rule of models.py starts from the design."""
+    z, n_flat = models.zscore_within(df)
+    problem = "no participant has varying ratings" if z.empty else models.match_problem(z)
+    if problem:
+        zt, terms = TestResult.skip("in_group_preference", "LMM on within-participant z-scores", problem), None
+    else:
+        terms = list(terms) if terms is not None else models.supported_terms(z)[0]
+        try:
+            fixed = " + ".join(["match"] + [t for t in ("culture_group", "stimulus_culture") if z[t].nunique() > 1])
+            zt = models.match_test(models.fit_lmm(z, fixed, terms=terms, start=start), "SD units")
+            zt.method = "LMM on within-participant z-scored ratings (response styles removed); " + zt.method
+        except FIT_ERRORS as exc:
+            zt = TestResult.skip("in_group_preference", "LMM on within-participant z-scores",
+                                 f"the model could not be fitted: {exc}")
+    zt.extra["participants_without_variance"] = n_flat
+    return zt.to_dict(), terms
+
+
 def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[str], opts: AnalysisOptions,
-                     tick: Callable[[str], None], clmm: Future | None = None,
-                     without: Future | None = None) -> tuple[dict, dict]:
+                     tick: Callable[[str], None], futures: dict[str, Future]) -> tuple[dict, dict, Callable[[], None]]:
+    """The main process's part of a rating question now, and a function that adds what the background process
+    fits (called once everything else is done, so that this process does not wait while it has work)."""
     df = all_rows[all_rows["participant"].isin(analysed)].reset_index(drop=True)
     out: dict = {"kind": q["kind"], "scale": q.get("scale"), "text": q.get("text"), "n_responses": len(df),
                  "n_participants": int(df["participant"].nunique())}
@@ -103,59 +126,64 @@ def _rating_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[st
     tests, tables, main = _lmm_or_skip(df, q)
     out["tests"] = [t.to_dict() for t in tests]
     out["models"] = tables
-    tick(f"{qid}: same model without exclusions")
-    if len(all_rows) > len(df):  # someone was excluded: the main model again on everyone (not the interaction)
-        try:
-            out["tests_without_exclusions"] = without.result() if without else None
-        except BrokenProcessPool as exc:  # the background process died (e.g. out of memory): fit here instead
-            log.warning("background fit without exclusions failed: %s", exc)
-        if out.get("tests_without_exclusions") is None:
-            out["tests_without_exclusions"] = without_exclusions(all_rows, q, like=main)
-    else:
-        out["tests_without_exclusions"] = []
-        out["without_exclusions_note"] = "nobody's responses to this question were excluded: the tests above are all"
     if df.empty:
-        for _ in range(5):
+        for _ in range(2):
             tick(f"{qid}: skipped")
-        return out, extras
-    tick(f"{qid}: within-participant z-scores")
-    sensitivity = []
-    z, n_flat = models.zscore_within(df)
-    problem = "no participant has varying ratings" if z.empty else models.match_problem(z)
-    if problem:
-        zt = TestResult.skip("in_group_preference", "LMM on within-participant z-scores", problem)
     else:
-        try:
-            fixed = " + ".join(["match"] + [t for t in ("culture_group", "stimulus_culture") if z[t].nunique() > 1])
-            # the relative variance components barely change with z-scoring: the main fit starts this one
-            lz = (models.fit_lmm(z, fixed, terms=main.random, start=np.asarray(main.fit.theta)) if main else
-                  models.fit_lmm(z, fixed))
-            zt = models.match_test(lz, "SD units")
-            zt.method = "LMM on within-participant z-scored ratings (response styles removed); " + zt.method
-        except FIT_ERRORS as exc:
-            zt = TestResult.skip("in_group_preference", "LMM on within-participant z-scores",
-                                 f"the model could not be fitted: {exc}")
-    zt.extra["participants_without_variance"] = n_flat
-    sensitivity.append(zt.to_dict())
-    tick(f"{qid}: ordinal model (CLMM)")
-    if q["kind"] == "likert":
-        try:
-            result = clmm.result() if clmm else ordinal.clmm_match(df, opts.clmm_max_responses, opts.seed)
-        except (*FIT_ERRORS, BrokenProcessPool) as exc:
-            log.warning("CLMM for %s failed: %s", qid, exc)  # a sensitivity fit that fails is reported, not fatal
-            result = TestResult.skip("in_group_preference", ordinal.METHOD, f"the fit failed: {exc}")
-        sensitivity.append(result.to_dict())
-    tick(f"{qid}: participant-level tests")
-    sensitivity.append(nonparametric.ingroup_permutation(df, n_boot=opts.n_boot, seed=opts.seed).to_dict())
-    out["sensitivity"] = sensitivity
-    kw, posthoc = nonparametric.kruskal_groups(df, opts.n_boot, opts.seed)
-    out["nonparametric"] = [kw.to_dict()]
-    out["posthoc"] = posthoc
-    tick(f"{qid}: reliability")
-    out["reliability"] = reliability.reliability_by_group(df, q["kind"])
-    extras["participant_means"] = nonparametric.participant_means(df)
-    tick(f"{qid}: done")
-    return out, extras
+        tick(f"{qid}: participant-level tests")
+        permutation = nonparametric.ingroup_permutation(df, n_boot=opts.n_boot, seed=opts.seed).to_dict()
+        kw, posthoc = nonparametric.kruskal_groups(df, opts.n_boot, opts.seed)
+        tick(f"{qid}: reliability")
+        later = {"nonparametric": [kw.to_dict()], "posthoc": posthoc,
+                 "reliability": reliability.reliability_by_group(df, q["kind"])}
+        extras["participant_means"] = nonparametric.participant_means(df)
+
+    def finish() -> None:
+        tick(f"{qid}: same model without exclusions")
+        if len(all_rows) > len(df):  # someone was excluded: the main model again on everyone (not the interaction)
+            out["tests_without_exclusions"] = _result(futures.get("without"), "fit without exclusions")
+            if out["tests_without_exclusions"] is None:
+                out["tests_without_exclusions"] = without_exclusions(all_rows, q, like=main)
+        else:
+            out["tests_without_exclusions"] = []
+            out["without_exclusions_note"] = ("nobody's responses to this question were excluded: the tests above "
+                                              "are all")
+        if df.empty:
+            for _ in range(3):
+                tick(f"{qid}: skipped")
+            return
+        tick(f"{qid}: within-participant z-scores")
+        zscored = _result(futures.get("zscore"), "z-score fit")
+        structure = (main.random, np.asarray(main.fit.theta)) if main else (None, None)
+        if zscored is None or (main and zscored[1] is not None and zscored[1] != main.random):
+            zscored = zscore_sensitivity(df, *structure)  # the background fit started from another structure
+        sensitivity = [zscored[0]]
+        tick(f"{qid}: ordinal model (CLMM)")
+        if q["kind"] == "likert":
+            try:
+                result = futures["clmm"].result() if "clmm" in futures else ordinal.clmm_match(
+                    df, opts.clmm_max_responses, opts.seed)
+            except (*FIT_ERRORS, BrokenProcessPool) as exc:
+                log.warning("CLMM for %s failed: %s", qid, exc)  # a sensitivity fit that fails is reported
+                result = TestResult.skip("in_group_preference", ordinal.METHOD, f"the fit failed: {exc}")
+            sensitivity.append(result.to_dict())
+        out["sensitivity"] = [*sensitivity, permutation]
+        out.update(later)  # after the sensitivity analyses, as results.json has always listed them
+        tick(f"{qid}: done")
+
+    return out, extras, finish
+
+
+def _result(future: Future | None, what: str):
+    """A background result, or None when there is none or the background process died (e.g. out of memory):
+    the caller then computes it here."""
+    if future is None:
+        return None
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        log.warning("background %s failed: %s", what, exc)
+        return None
 
 
 def _glmm_or_skip(df: pd.DataFrame) -> tuple[TestResult, dict]:
@@ -238,39 +266,45 @@ def run_analysis(pkg: Package, rules: ExclusionRules | None = None, opts: Analys
     extras: dict = {"checks": checks, "flow": flow, "questions": {}}
     tables = {qid: long_table(pkg, qid) if q["kind"] in RATING_KINDS else choices.choice_table(pkg, qid)
               for qid, q in design.questions.items()}
-    with _background(opts, design.questions, tables, analysed) as (clmms, withouts):
+    with _background(opts, design.questions, tables, analysed) as futures:
+        waiting = []
         for qid, q in design.questions.items():
             if q["kind"] in RATING_KINDS:
-                out, ex = _rating_question(qid, q, tables[qid], analysed, opts, tick, clmms.get(qid),
-                                           withouts.get(qid))
+                out, ex, finish = _rating_question(qid, q, tables[qid], analysed, opts, tick, futures.get(qid, {}))
+                waiting.append(finish)
             else:
                 out, ex = _choice_question(qid, q, tables[qid], analysed, opts, tick)
             results["questions"][qid] = out
             extras["questions"][qid] = ex
+        for finish in waiting:
+            finish()
     return results, extras
 
 
 @contextmanager
 def _background(opts: AnalysisOptions, questions: dict, tables: dict,
-                analysed: set[str]) -> Iterator[tuple[dict, dict]]:
-    """Start, in one background process (spawned: no forked BLAS threads), the fits the main process does not
-    need for anything else: the models without exclusions (first: they are quick) and the Likert CLMMs; hand
-    out their futures. Without `background_clmm` everything runs inline when its turn comes."""
+                analysed: set[str]) -> Iterator[dict[str, dict[str, Future]]]:
+    """Start, in one background process (spawned: no forked BLAS threads), the fits whose results the main
+    process needs for nothing else: per rating question the model without exclusions, the z-score LMM and the
+    Likert CLMM, in the order the results are collected; hand out their futures by question. Without
+    `background_clmm` everything runs in this process when its turn comes."""
     rating = {qid: q for qid, q in questions.items() if q["kind"] in RATING_KINDS}
-    without = {qid: tables[qid] for qid in rating
-               if len(tables[qid]) > int(tables[qid]["participant"].isin(analysed).sum())}
-    likert = {qid: tables[qid][tables[qid]["participant"].isin(analysed)].reset_index(drop=True)
-              for qid, q in rating.items() if q["kind"] == "likert"}
-    likert = {qid: df for qid, df in likert.items() if not df.empty}
-    if not opts.background_clmm or not (likert or without):
-        yield {}, {}
+    analysed_rows = {qid: tables[qid][tables[qid]["participant"].isin(analysed)].reset_index(drop=True)
+                     for qid in rating}
+    if not opts.background_clmm or not rating:
+        yield {}
         return
+    futures: dict[str, dict[str, Future]] = {qid: {} for qid in rating}
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         with _environment(_ONE_THREAD):  # the worker starts with the first submit
-            withouts = {qid: pool.submit(without_exclusions, df, questions[qid]) for qid, df in without.items()}
-            clmms = {qid: pool.submit(ordinal.clmm_match, df, opts.clmm_max_responses, opts.seed)
-                     for qid, df in likert.items()}
-        yield clmms, withouts
+            for qid, df in analysed_rows.items():
+                if len(tables[qid]) > len(df):
+                    futures[qid]["without"] = pool.submit(without_exclusions, tables[qid], questions[qid])
+                if not df.empty:
+                    futures[qid]["zscore"] = pool.submit(zscore_sensitivity, df)
+                    if rating[qid]["kind"] == "likert":
+                        futures[qid]["clmm"] = pool.submit(ordinal.clmm_match, df, opts.clmm_max_responses, opts.seed)
+        yield futures
 
 
 @contextmanager
