@@ -195,7 +195,8 @@ def _glmm_or_skip(df: pd.DataFrame) -> tuple[TestResult, dict]:
 
 
 def _choice_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[str], opts: AnalysisOptions,
-                     tick: Callable[[str], None]) -> tuple[dict, dict]:
+                     tick: Callable[[str], None], futures: dict[str, Future]) -> tuple[dict, dict, Callable[[], None]]:
+    """As `_rating_question`: the main process's part now, the model without exclusions when collected."""
     df = all_rows[all_rows["participant"].isin(analysed)].reset_index(drop=True)
     out: dict = {"kind": "choice", "text": q.get("text"), "n_responses": len(df),
                  "n_participants": int(df["participant"].nunique()),
@@ -205,21 +206,26 @@ def _choice_question(qid: str, q: dict, all_rows: pd.DataFrame, analysed: set[st
     holm([test])
     out["tests"] = [test.to_dict()]
     out["models"] = {"glmm": table} if table else {}
-    if len(all_rows) > len(df):  # someone was excluded: the model again on everyone
-        test_all, _ = _glmm_or_skip(all_rows)
-        holm([test_all])
-        out["tests_without_exclusions"] = [test_all.to_dict()]
-    else:
-        out["tests_without_exclusions"] = []
-        out["without_exclusions_note"] = "nobody's responses to this question were excluded: the tests above are all"
-    out["tests_not_applicable"] = {
+    later = {"tests_not_applicable": {
         n: "defined for rating questions; for choices see bradley_terry (worth per stimulus culture and group)"
-        for n in ("participant_culture", "stimulus_culture", "culture_interaction")}
+        for n in ("participant_culture", "stimulus_culture", "culture_interaction")}}
     tick(f"{qid}: participant-level test")
-    out["sensitivity"] = [choices.ingroup_choice_participants(df, opts.n_boot, opts.seed).to_dict()]
+    later["sensitivity"] = [choices.ingroup_choice_participants(df, opts.n_boot, opts.seed).to_dict()]
     tick(f"{qid}: Bradley–Terry worth")
-    out["bradley_terry"] = choices.bradley_terry(df, opts.bt_boot, opts.seed)
-    return out, {}
+    later["bradley_terry"] = choices.bradley_terry(df, opts.bt_boot, opts.seed)
+
+    def finish() -> None:
+        if len(all_rows) > len(df):  # someone was excluded: the model again on everyone
+            test_all, _ = _result(futures.get("without"), "choice model without exclusions") or _glmm_or_skip(all_rows)
+            holm([test_all])
+            out["tests_without_exclusions"] = [test_all.to_dict()]
+        else:
+            out["tests_without_exclusions"] = []
+            out["without_exclusions_note"] = ("nobody's responses to this question were excluded: the tests above "
+                                              "are all")
+        out.update(later)
+
+    return out, {}, finish
 
 
 def run_analysis(pkg: Package, rules: ExclusionRules | None = None, opts: AnalysisOptions | None = None,
@@ -269,11 +275,9 @@ def run_analysis(pkg: Package, rules: ExclusionRules | None = None, opts: Analys
     with _background(opts, design.questions, tables, analysed) as futures:
         waiting = []
         for qid, q in design.questions.items():
-            if q["kind"] in RATING_KINDS:
-                out, ex, finish = _rating_question(qid, q, tables[qid], analysed, opts, tick, futures.get(qid, {}))
-                waiting.append(finish)
-            else:
-                out, ex = _choice_question(qid, q, tables[qid], analysed, opts, tick)
+            question = _rating_question if q["kind"] in RATING_KINDS else _choice_question
+            out, ex, finish = question(qid, q, tables[qid], analysed, opts, tick, futures.get(qid, {}))
+            waiting.append(finish)
             results["questions"][qid] = out
             extras["questions"][qid] = ex
         for finish in waiting:
@@ -285,24 +289,25 @@ def run_analysis(pkg: Package, rules: ExclusionRules | None = None, opts: Analys
 def _background(opts: AnalysisOptions, questions: dict, tables: dict,
                 analysed: set[str]) -> Iterator[dict[str, dict[str, Future]]]:
     """Start, in one background process (spawned: no forked BLAS threads), the fits whose results the main
-    process needs for nothing else: per rating question the model without exclusions, the z-score LMM and the
-    Likert CLMM, in the order the results are collected; hand out their futures by question. Without
-    `background_clmm` everything runs in this process when its turn comes."""
-    rating = {qid: q for qid, q in questions.items() if q["kind"] in RATING_KINDS}
-    analysed_rows = {qid: tables[qid][tables[qid]["participant"].isin(analysed)].reset_index(drop=True)
-                     for qid in rating}
-    if not opts.background_clmm or not rating:
-        yield {}
+    process needs for nothing else: the models without exclusions, then per rating question the z-score LMM
+    and the Likert CLMM; hand out their futures by question. Without `background_clmm` everything runs in this
+    process when its turn comes."""
+    analysed_rows = {qid: t[t["participant"].isin(analysed)].reset_index(drop=True) for qid, t in tables.items()}
+    futures: dict[str, dict[str, Future]] = {qid: {} for qid in questions}
+    if not opts.background_clmm:
+        yield futures
         return
-    futures: dict[str, dict[str, Future]] = {qid: {} for qid in rating}
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         with _environment(_ONE_THREAD):  # the worker starts with the first submit
             for qid, df in analysed_rows.items():
-                if len(tables[qid]) > len(df):
-                    futures[qid]["without"] = pool.submit(without_exclusions, tables[qid], questions[qid])
-                if not df.empty:
+                if len(tables[qid]) > len(df):  # someone was excluded
+                    fit = ((without_exclusions, tables[qid], questions[qid]) if questions[qid]["kind"] in RATING_KINDS
+                           else (_glmm_or_skip, tables[qid]))
+                    futures[qid]["without"] = pool.submit(*fit)
+            for qid, df in analysed_rows.items():
+                if questions[qid]["kind"] in RATING_KINDS and not df.empty:
                     futures[qid]["zscore"] = pool.submit(zscore_sensitivity, df)
-                    if rating[qid]["kind"] == "likert":
+                    if questions[qid]["kind"] == "likert":
                         futures[qid]["clmm"] = pool.submit(ordinal.clmm_match, df, opts.clmm_max_responses, opts.seed)
         yield futures
 
