@@ -57,7 +57,8 @@ def package_copy(tmp_path) -> Path:
 def analysed(small_package, tmp_path_factory) -> tuple[dict, str, Path]:
     """`culturelab analyze` run once through the real CLI entry point: (results.json, report.html, out dir).
 
-    Run once per test session, not once per xdist worker (the CLMM in it costs ~10 s of CPU)."""
+    Run once per test session, not once per xdist worker (it fits six mixed models). The CLMM limit of 150
+    responses makes it fit a subsample, which the tests check is stated."""
     shared = _shared_dir(tmp_path_factory)
     out = shared / "out"
     with FileLock(str(shared / "analysis.lock")):
