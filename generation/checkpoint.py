@@ -44,7 +44,8 @@ def sha256_file(path: Path) -> str:
 def _optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
     state = optimizer.state_dict()
     tensors = {
-        f"{prefix}.{idx}.{name}": value if torch.is_tensor(value) else torch.tensor(value)
+        # On the host and dense, like module tensors: safetensors refused strided CUDA ones (channels_last moments)
+        f"{prefix}.{idx}.{name}": value.detach().cpu().contiguous() if torch.is_tensor(value) else torch.tensor(value)
         for idx, entries in state["state"].items()
         for name, value in entries.items()
     }
@@ -95,8 +96,6 @@ def resolve_setting(value: str | None, folder: Path) -> str | None:
 def _write(path: Path, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    # channels_last weights (and Adam's moments of them) are strided; safetensors stores dense tensors only
-    tensors = {name: t.contiguous() for name, t in tensors.items()}
     save_file(tensors, str(tmp), metadata={"culturelab": json.dumps(header, sort_keys=True)})
     tmp.replace(path)  # never leave a half-written checkpoint behind
     path.with_suffix(".json").write_text(json.dumps(header, indent=2, sort_keys=True) + "\n")
