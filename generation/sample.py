@@ -122,7 +122,9 @@ def native_bf16(device: torch.device) -> bool:
     Elsewhere a CPU emulates bf16 and would be slower than fp32."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    # torch.cpu's feature probes are private: a torch without them counts as without the feature
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return device.type == "cpu" and any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
 @torch.no_grad()
