@@ -31,9 +31,10 @@ def eta2p_ci(f: float, df1: float, df2: float, level: float = 0.95) -> tuple[flo
     return lo / (lo + df1 + df2 + 1), hi / (hi + df1 + df2 + 1)
 
 
-def epsilon_squared(h: float, n: int) -> float:
-    """ε² for Kruskal–Wallis: H / ((n² − 1) / (n + 1)) (Tomczak & Tomczak, 2014)."""
-    return float(h / ((n ** 2 - 1) / (n + 1)))
+def epsilon_squared(h: float | np.ndarray, n: int) -> float | np.ndarray:
+    """ε² for Kruskal–Wallis: H / ((n² − 1) / (n + 1)) (Tomczak & Tomczak, 2014); one per H for an array."""
+    eps = np.asarray(h) / ((n ** 2 - 1) / (n + 1))
+    return float(eps) if np.ndim(eps) == 0 else eps
 
 
 def cliffs_delta(x: np.ndarray, y: np.ndarray) -> float | np.ndarray:

@@ -43,7 +43,7 @@ def kruskal_groups(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple
         varies = np.ptp(pooled, axis=1) > 0
         with np.errstate(invalid="ignore", divide="ignore"):
             h = stats.kruskal(*s, axis=1).statistic
-        return np.where(varies, h / ((n ** 2 - 1) / (n + 1)), np.nan)  # epsilon_squared, row-wise
+        return np.where(varies, epsilon_squared(h, n), np.nan)
 
     ci = bootstrap_ci(samples, boot_eps, n_boot, seed)
     df_h = len(groups) - 1
