@@ -247,19 +247,39 @@ def sample_command(
     default=None,
     help=f"Checkpoint to evaluate (default: the shipped {DEFAULT_CHECKPOINT.name}).",
 )
+@click.option(
+    "--set",
+    "sets",
+    type=click.Path(file_okay=False, path_type=Path),
+    multiple=True,
+    help="Stimulus set to judge instead of a checkpoint (repeatable: cGAN, nst and translation sets side by side).",
+)
+@click.option(
+    "--content",
+    "contents",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="With --set: the content images the sets were made from (default: the built-in ones).",
+)
 @click.option("--data", default="motifs", show_default=True, help="'motifs' or an ImageFolder of real images.")
 @click.option(
     "--per-culture",
     type=click.IntRange(10),
     default=500,
     show_default=True,
-    help="Generated (and, for motifs, real) images per culture.",
+    help="Generated (and, for motifs, real) images per culture; with --set, real images per culture.",
 )
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Results JSON (default: evaluation.json beside the checkpoint).",
+    help="Results JSON (default: evaluation.json beside the checkpoint; with --set, none unless given).",
+)
+@click.option(
+    "--classifier-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --set: where trained culture classifiers are kept (default: ~/.cache/culturelab/classifiers).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
@@ -271,18 +291,50 @@ def sample_command(
 )
 def evaluate_command(
     checkpoint: Path | None,
+    sets: tuple[Path, ...],
+    contents: tuple[Path, ...],
     data: str,
     per_culture: int,
     out: Path | None,
+    classifier_dir: Path | None,
     seed: int,
     device: str,
     inception_weights: Path | None,
 ) -> None:
-    """Culture accuracy, KID/FID in a culture classifier's feature space, and diversity vs real images."""
+    """Culture accuracy, KID/FID in a culture classifier's feature space, and diversity vs real images.
+
+    With --set, judges stimulus sets (any method) on the same footing and prints one table; sets made from
+    content images also get content-preservation figures.
+    """
     from culturelab.generation.evaluate import EvaluationError, evaluate
     from culturelab.generation.train import ConfigError, resolve_device
 
     _setup_logging()
+    if sets:
+        if checkpoint is not None or inception_weights is not None:
+            raise BadInput("--set judges stimulus sets; leave out --checkpoint and --inception-weights")
+        from culturelab.generation.set_evaluation import evaluate_sets
+
+        try:
+            results = evaluate_sets(
+                list(sets),
+                data=data,
+                content_sources=list(contents) or None,
+                per_culture=per_culture,
+                seed=seed,
+                device=resolve_device(device),
+                classifier_dir=classifier_dir,
+                progress=True,
+                report_dir=out.parent if out else None,
+            )
+        except (ConfigError, DatasetError, EvaluationError) as exc:
+            raise BadInput(str(exc)) from exc
+        if out is not None:
+            out.write_text(json.dumps(results, indent=2) + "\n")
+        click.echo(results["table"])
+        return
+    if contents or classifier_dir is not None:
+        raise BadInput("--content and --classifier-dir go with --set")
     path = checkpoint or DEFAULT_CHECKPOINT
     try:
         results = evaluate(
