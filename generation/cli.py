@@ -389,6 +389,13 @@ def _number_list(text: str | None) -> tuple[float, ...] | None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Set folder to write.")
 @click.option("--size", type=int, default=256, show_default=True, help="Output images are SIZE x SIZE px.")
 @click.option("--steps", type=click.IntRange(1), default=300, show_default=True, help="Loss evaluations per image.")
+@click.option(
+    "--pyramid",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Coarse-to-fine levels: 3 stylises at SIZE/4, then SIZE/2, then SIZE (--steps at each level).",
+)
 @click.option("--features", type=click.Choice(FEATURE_KINDS), default="imagenet", show_default=True)
 @click.option(
     "--vgg-weights",
@@ -422,6 +429,7 @@ def stylize_command(
     out: Path,
     size: int,
     steps: int,
+    pyramid: int,
     features: str,
     vgg_weights: Path | None,
     content_layers: str,
@@ -468,6 +476,7 @@ def stylize_command(
             out,
             cfg,
             size=size,
+            pyramid=pyramid,
             features=features,
             vgg_weights=vgg_weights,
             seed=seed,

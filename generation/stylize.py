@@ -17,11 +17,13 @@ import json
 import logging
 import math
 import re
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torchvision.models.vgg import cfgs as vgg_cfgs
 from tqdm import tqdm
@@ -93,6 +95,19 @@ def load_styles(
                     rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS))
                 pictures.append(Picture(f"{culture}-{i}", {"motif": culture, "seed": seed, "index": i}, rgb))
     return out
+
+
+def pyramid_sizes(size: int, levels: int) -> list[int]:
+    """The sizes of a coarse-to-fine run, each twice the one before, ending at ``size``."""
+    if levels < 1:
+        raise StylizeError("--pyramid must be at least 1 (one level: the full size only)")
+    sizes = [size // 2**k for k in reversed(range(levels))]
+    if sizes[0] < MIN_SIDE:
+        raise StylizeError(
+            f"--pyramid {levels} with --size {size} would start at {sizes[0]} px; the coarsest level needs at least "
+            f"{MIN_SIDE} px (use fewer levels or a larger size)"
+        )
+    return sizes
 
 
 def _activation_floats(size: int, deepest: str) -> int:
@@ -186,42 +201,64 @@ def write_nst_set(
     name: str | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    pyramid: int = 1,
 ) -> Path:
     """Stylise every content image in every culture's style and write ``out/`` (Contract 1, method ``nst``).
 
     Pair ``k`` of the grid (content-major) gets seed ``seed + k`` (used by ``init='noise'``); the features'
-    random weights (``features='random'``) and the motif styles are drawn from ``seed`` too.
+    random weights (``features='random'``) and the motif styles are drawn from ``seed`` too. With ``pyramid``
+    levels > 1 each image is first stylised at a half, a quarter, ... of ``size`` (``cfg.steps`` evaluations at
+    every level), so the network's receptive fields span more of the style's structures (Gatys et al. 2017).
     """
     out, device = Path(out), torch.device(device)
     if size < MIN_SIDE:
         raise StylizeError(f"--size {size} is below the minimum of {MIN_SIDE} px")
+    sizes = pyramid_sizes(size, pyramid)
     styles_given = parse_styles(style_specs)
     check_layers(cfg.layers)
     pairs_count = len(content_files(content_sources)) * len(styles_given)
     check_memory(size, min(batch_size, pairs_count), cfg, device, memory_available(device))
     vgg, source = load_features(features, cfg.layers, weights=vgg_weights, seed=seed)
     vgg = vgg.to(device)
-    contents = load_contents(content_sources, size)
-    styles = load_styles(styles_given, size, motifs_per_culture, seed)
+    levels = [
+        (load_contents(content_sources, s), load_styles(styles_given, s, motifs_per_culture, seed)) for s in sizes
+    ]
+    contents, styles = levels[-1]
     cultures = list(styles)
     if device.type == "cuda":  # the same seed gives the same images: no autotuned, non-deterministic kernels
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
     with staged_folder(out, overwrite) as tmp:
-        grams = {k: style_grams(vgg, _tensor([p.rgb for p in pics], device), cfg) for k, pics in styles.items()}
+        grams = [
+            {k: style_grams(vgg, _tensor([p.rgb for p in pics], device), cfg) for k, pics in level_styles.items()}
+            for _, level_styles in levels
+        ]
         pairs = [(i, k) for i in range(len(contents)) for k in range(len(cultures))]
         grid: dict[tuple[int, int], np.ndarray] = {}
-        bar = tqdm(total=len(pairs) * cfg.steps, desc="stylize", unit="eval", disable=not progress)
+        bar = tqdm(total=len(pairs) * cfg.steps * len(sizes), desc="stylize", unit="eval", disable=not progress)
         for start in range(0, len(pairs), batch_size):
             batch = pairs[start : start + batch_size]
             seeds = [seed + start + j for j in range(len(batch))]
-            content = _tensor([contents[i].rgb for i, _ in batch], device)
-            targets = Targets(
-                content_targets(vgg, content, cfg),
-                {layer: torch.stack([grams[cultures[k]][layer] for _, k in batch]) for layer in cfg.style_layers},
-            )
-            init = _initial_images(cfg, [(i, cultures[k]) for i, k in batch], contents, styles, seeds, device)
-            result = stylize(vgg, init, targets, cfg, on_evaluation=partial(bar.update, len(batch)))
+            result = None
+            for s, (level_contents, level_styles), level_grams in zip(sizes, levels, grams, strict=True):
+                # Coarse to fine: each level starts from the previous one's result, enlarged. The content loss
+                # sums over positions and E_l does not grow with them, so beta scales with the level's area to
+                # keep every level's balance of content and style the one asked for at full size.
+                level_cfg = replace(cfg, beta=cfg.beta * (s / size) ** 2)
+                content = _tensor([level_contents[i].rgb for i, _ in batch], device)
+                targets = Targets(
+                    content_targets(vgg, content, level_cfg),
+                    {
+                        layer: torch.stack([level_grams[cultures[k]][layer] for _, k in batch])
+                        for layer in cfg.style_layers
+                    },
+                )
+                if result is None:
+                    named = [(i, cultures[k]) for i, k in batch]
+                    init = _initial_images(cfg, named, level_contents, level_styles, seeds, device)
+                else:
+                    init = F.interpolate(result, size=(s, s), mode="bicubic", align_corners=False).clamp_(0.0, 1.0)
+                result = stylize(vgg, init, targets, level_cfg, on_evaluation=partial(bar.update, len(batch)))
             images = result.mul(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             for pair, rgb in zip(batch, images, strict=True):
                 grid[pair] = rgb
@@ -232,7 +269,7 @@ def write_nst_set(
             "name": name or out.name,
             "created_at": created_at(),
             "cultures": cultures,
-            "generator": _generator(cfg, source, size, seed, batch_size, contents, styles),
+            "generator": _generator(cfg, source, sizes, seed, batch_size, contents, styles),
             "stimuli": stimuli,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -241,12 +278,12 @@ def write_nst_set(
     return out
 
 
-def _generator(cfg: NSTConfig, source: FeatureSource, size, seed, batch_size, contents, styles) -> dict:
+def _generator(cfg: NSTConfig, source: FeatureSource, sizes, seed, batch_size, contents, styles) -> dict:
     return {
         "method": "nst",
         "checkpoint_sha256": source.sha256,
         "features": source.to_dict(),
-        "config": cfg.to_dict() | {"size": size, "batch_size": batch_size},
+        "config": cfg.to_dict() | {"size": sizes[-1], "pyramid": sizes, "batch_size": batch_size},
         "contents": {c.id: c.source for c in contents},
         "styles": {k: [p.source for p in pics] for k, pics in styles.items()},
         "version": VERSION,

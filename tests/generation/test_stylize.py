@@ -102,6 +102,20 @@ def test_stylize_is_deterministic_for_a_seed_and_styles_change_the_images(workdi
     assert np.abs(pixels[0] - pixels[1]).mean() > 1.0  # two cultures, two different images
 
 
+def test_a_pyramid_stylises_coarse_to_fine_and_ends_at_the_size_asked_for(workdir):
+    args = ["--content", "photos/house.png", "--styles", "kente=motif", *FAST, "--size", 64]
+    assert run(*args, "--out", "flat").exit_code == 0
+    result = run(*args, "--out", "pyramid", "--pyramid", 2)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((workdir / "pyramid" / "manifest.json").read_text())
+    assert manifest["generator"]["config"]["pyramid"] == [32, 64] and manifest["generator"]["config"]["size"] == 64
+    entry = manifest["stimuli"][0]
+    assert (entry["width"], entry["height"]) == (64, 64)
+    flat = json.loads((workdir / "flat" / "manifest.json").read_text())
+    assert flat["generator"]["config"]["pyramid"] == [64]
+    assert flat["stimuli"][0]["sha256"] != entry["sha256"]  # the 32 px level's result is the 64 px level's start
+
+
 def test_stylize_takes_the_built_in_content_images_by_default(workdir):
     result = run(
         "--styles", "ice_ray=motif", "--out", "set", "--steps", "1", *FAST[:2], *FAST[4:], "--motifs-per-culture", 1
@@ -162,6 +176,14 @@ def test_imagenet_features_are_recorded_with_their_file_sha256(workdir):
             ["unknown VGG19 layer(s) conv9_1"],
         ),
         (["--content", "photos/house.png", "--styles", "girih=motif", "--style-weights", "1,2"], ["2 style weights"]),
+        (
+            ["--content", "photos/house.png", "--styles", "girih=motif", "--size", 64, "--pyramid", 3],
+            ["--pyramid 3 with --size 64 would start at 16 px", "at least 32 px"],
+        ),
+        (
+            ["--content", "photos/house.png", "--styles", "girih=motif", "--pyramid", 0],
+            ["--pyramid must be at least 1"],
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_leaves_no_set(workdir, args, fragments):
