@@ -6,7 +6,9 @@ assignment), so a plan can be reproduced and audited later, and no state lives i
 - Questions share the trials evenly; `balance: [stimulus_culture]` gives each culture condition equal
   counts within a question (a remainder rotates with the ordinal, so it evens out across participants).
 - Choice trials pair two different cultures, cycling through every pair; left/right is counterbalanced
-  (half of each participant's pairs are swapped) and stored with the trial.
+  (half of each participant's pairs are swapped) and stored with the trial. With `pairs: same_content` the
+  two images are two cultures' versions of one content image (style transfer, translation), cycling
+  through the pairs of cultures and, round by round, through the content images they share.
 - `order: latin_square` orders culture conditions by the rows of a Williams design (a Latin square
   balanced for first-order carry-over), row = ordinal mod number of rows; `random` shuffles with the seed.
 - Attention checks (instructed-response items) are spread evenly, never first.
@@ -73,10 +75,40 @@ def _split(total: int, parts: int, rotate: int) -> list[int]:
     return counts
 
 
+def _versions_pairs(
+    cultures: list[str], by_culture: dict[str, list[int]], contents: dict[int, str | None], rng: random.Random
+) -> list[tuple[list[int], list[int]]]:
+    """For a same-content choice: every pair of cultures that share content images, and for each shared content
+    image the two cultures' versions of it, as (versions in culture a, versions in culture b), in rounds: each
+    round visits every pair of cultures once, with its next shared content image (in the participant's order)."""
+    versions: dict[tuple[str, str], list[int]] = {}
+    for culture in cultures:
+        for stimulus in by_culture[culture]:
+            if contents.get(stimulus) is not None:
+                versions.setdefault((contents[stimulus], culture), []).append(stimulus)
+    shared = {}
+    for a, b in itertools.combinations(cultures, 2):
+        both = sorted({c for c, k in versions if k == a} & {c for c, k in versions if k == b})
+        if both:
+            rng.shuffle(both)
+            shared[(a, b)] = both
+    rounds = max(len(v) for v in shared.values())
+    return [
+        (versions[(both[r % len(both)], a)], versions[(both[r % len(both)], b)])
+        for r in range(rounds)
+        for (a, b), both in shared.items()
+    ]
+
+
 def plan_trials(
-    spec: StudySpec, by_culture: dict[str, list[int]], seed: int, ordinal: int
+    spec: StudySpec,
+    by_culture: dict[str, list[int]],
+    seed: int,
+    ordinal: int,
+    contents: dict[int, str | None] | None = None,
 ) -> list[PlannedTrial]:
-    """The participant's trials in the order shown. ``by_culture`` maps culture -> stimulus ids (non-empty)."""
+    """The participant's trials in the order shown. ``by_culture`` maps culture -> stimulus ids (non-empty);
+    ``contents`` maps stimulus id -> content image id, for same-content choices."""
     rng = random.Random(seed)
     design = spec.design
     cultures = list(by_culture)
@@ -88,7 +120,18 @@ def plan_trials(
     choices: list[PlannedTrial] = []
     per_question = _split(design.trials_per_participant, len(spec.questions), ordinal)
     for question, n in zip(spec.questions, per_question):
-        if question.kind == "choice":
+        if question.kind == "choice" and question.pairs == "same_content":
+            options = _versions_pairs(cultures, by_culture, contents or {}, rng)
+            offset = ordinal % len(options)
+            picked = [options[(offset + i) % len(options)] for i in range(n)]
+            swaps = [i % 2 == 1 for i in range(n)]
+            rng.shuffle(swaps)
+            for (a, b), swap in zip(picked, swaps):
+                left, right = rng.choice(a), rng.choice(b)
+                if swap:
+                    left, right = right, left
+                choices.append(PlannedTrial("choice", question.id, left, right))
+        elif question.kind == "choice":
             pairs = list(itertools.combinations(cultures, 2)) or [(cultures[0], cultures[0])]
             if "stimulus_culture" not in design.balance:
                 rng.shuffle(pairs)

@@ -219,8 +219,10 @@ def record_background(session: Session, participant: ParticipantState, backgroun
         raise JourneyError(409, "background_already_given", "the background questionnaire was already answered")
     participant.culture_group = group_key
     by_culture: dict[str, list[int]] = {}
-    for stimulus_id, culture in connection.execute(sql.STUDY_STIMULI, {"study_id": participant.study.id}):
+    contents: dict[int, str | None] = {}
+    for stimulus_id, culture, content in connection.execute(sql.STUDY_STIMULI, {"study_id": participant.study.id}):
         by_culture.setdefault(culture, []).append(stimulus_id)
+        contents[stimulus_id] = content
     ordinal = places.take_place(connection, participant.study.id, group_key, idle_minutes)
     if ordinal is None:
         connection.execute(sql.UPDATE_PARTICIPANT, {
@@ -230,7 +232,7 @@ def record_background(session: Session, participant: ParticipantState, backgroun
         return False
     # The place taken is the participant's ordinal in the group, which picks the Latin-square row: orders
     # are counterbalanced within each culture group, the unit that cross-cultural comparisons contrast.
-    planned = plan_trials(spec, by_culture, participant.seed, ordinal)
+    planned = plan_trials(spec, by_culture, participant.seed, ordinal, contents)
     connection.execute(sql.INSERT_TRIALS, [
         {"participant_id": participant.id, "position": i, "kind": t.kind, "question_id": t.question_id,
          "stimulus_id": t.stimulus, "stimulus_b_id": t.stimulus_b, "expected": t.expected}

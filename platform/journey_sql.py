@@ -97,7 +97,7 @@ CLAIM_PLACE = (
     .returning(_groups.c.filled)
 )
 STUDY_STIMULI = (
-    select(_stimuli.c.id, _stimuli.c.culture)
+    select(_stimuli.c.id, _stimuli.c.culture, _stimuli.c.content)
     .join(study_stimulus_sets, study_stimulus_sets.c.set_id == _stimuli.c.set_id)
     .where(study_stimulus_sets.c.study_id == bindparam("study_id"))
     .order_by(_stimuli.c.id)

@@ -56,6 +56,9 @@ class Question(Strict):
     kind: Literal["likert", "slider", "choice"]
     text: Text
     scale: Scale | None = None
+    # choice: two cultures' images (any content), or two cultures' versions of one content image (style
+    # transfer and translation sets), so that only the style differs between the two
+    pairs: Literal["cultures", "same_content"] = "cultures"
 
     @model_validator(mode="after")
     def _default_scale(self) -> Question:
@@ -65,6 +68,8 @@ class Question(Strict):
             raise ValueError("a slider question is always 0-100 (scale: {min: 0, max: 100})")
         if self.kind == "choice" and self.scale is not None:
             raise ValueError("a choice question has no scale")
+        if self.kind != "choice" and self.pairs != "cultures":
+            raise ValueError("only a choice question has pairs")
         return self
 
     @property

@@ -38,17 +38,25 @@ def _structure(document: dict) -> dict:
     return {
         "design": document["design"],
         "stimulus_set_ids": document["stimulus_set_ids"],
+        # `pairs` joined the study file later: a study stored before it has choices between cultures
         "questions": [
-            [q["id"], q["kind"], (q["scale"] or {}).get("min"), (q["scale"] or {}).get("max")]
+            [
+                q["id"],
+                q["kind"],
+                (q["scale"] or {}).get("min"),
+                (q["scale"] or {}).get("max"),
+                q.get("pairs", "cultures"),
+            ]
             for q in document["questions"]
         ],
         "culture_groups": [g["id"] for g in document["culture_groups"]],
     }
 
 
-def set_problems(spec: StudySpec, sets: list[tuple[str, list[str], list[str]]]) -> list[str]:
-    """What is wrong between a study and its stimulus sets, given as (name, cultures, stimulus ids) each:
-    `match` naming a culture no set has, and a stimulus id in two sets (exports name stimuli by id)."""
+def set_problems(spec: StudySpec, sets: list[tuple[str, list[str], list[tuple[str, str, str | None]]]]) -> list[str]:
+    """What is wrong between a study and its stimulus sets, given as (name, cultures, [(stimulus id, culture,
+    content)]) each: `match` naming a culture no set has, a stimulus id in two sets (exports name stimuli by
+    id), and a same-content choice with no content image in two cultures to pair."""
     cultures = list(dict.fromkeys(c for _, set_cultures, _ in sets for c in set_cultures))
     problems = [
         f"match.{group}: {culture!r} is not a culture of the stimulus sets ({', '.join(cultures)})"
@@ -57,11 +65,23 @@ def set_problems(spec: StudySpec, sets: list[tuple[str, list[str], list[str]]]) 
         if culture not in cultures
     ]
     owner: dict[str, str] = {}
-    for name, _, ids in sets:
-        for stimulus_id in ids:
+    for name, _, stimuli in sets:
+        for stimulus_id, _, _ in stimuli:
             if (other := owner.setdefault(stimulus_id, name)) != name:
                 problems.append(f"stimulus_sets: stimulus id {stimulus_id!r} is in both {other!r} and {name!r}")
                 break
+    versions: dict[str, set[str]] = {}
+    for _, _, stimuli in sets:
+        for _, culture, content in stimuli:
+            if content is not None:
+                versions.setdefault(content, set()).add(culture)
+    if not any(len(c) > 1 for c in versions.values()):
+        problems += [
+            f"questions.{q.id}: pairs: same_content needs a content image in at least two cultures (a style "
+            "transfer or translation set); the stimulus sets have none"
+            for q in spec.questions
+            if q.pairs == "same_content"
+        ]
     return problems
 
 
@@ -81,13 +101,14 @@ def check_study_file(path: Path) -> tuple[StudySpec | None, list[str]]:
             problems.append(f"stimulus_sets: {folder}: {exc}")
             continue
         problems += [f"stimulus_sets: {folder}: {p}" for p in file_problems(where, manifest)]
-        sets.append((manifest.name, manifest.cultures, [e.id for e in manifest.stimuli]))
+        sets.append((manifest.name, manifest.cultures, [(e.id, e.culture, e.content) for e in manifest.stimuli]))
     return spec, problems + set_problems(spec, sets)
 
 
 def load_study(session: Session, spec: StudySpec, base_dir: Path, media_dir: Path) -> LoadResult:
     sets = [import_set(session, (base_dir / p).resolve(), media_dir) for p in spec.stimulus_sets]
-    if problems := set_problems(spec, [(s.name, s.cultures, [x.key for x in s.stimuli]) for s in sets]):
+    stimuli = [(s.name, s.cultures, [(x.key, x.culture, x.content) for x in s.stimuli]) for s in sets]
+    if problems := set_problems(spec, stimuli):
         raise StudyError(problems)
     document = _spec_document(spec, [s.id for s in sets])
     digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from culturelab.platform.assignment import plan_trials, williams_rows
 from culturelab.platform.db import session_scope
 from culturelab.platform.models import Participant, Stimulus, Trial
-from culturelab.platform.study import parse_study
+from culturelab.platform.study import StudyError, parse_study
+from culturelab.platform.study_load import set_problems
 
 from bot import Bot
 from studykit import study_document
@@ -121,3 +122,64 @@ def test_assigned_trials_are_stored_and_match_the_plan(app, client, load, order)
             per_culture = Counter(c for _, c in rows)
             assert max(per_culture.values()) - min(per_culture.values()) <= 1
             assert p.n_trials == 14
+
+
+def same_content_spec():
+    document = study_document(design={"trials_per_participant": 24, "order": "latin_square",
+                                      "balance": ["stimulus_culture"], "attention_checks": 0})
+    document["questions"][2]["pairs"] = "same_content"
+    return parse_study(document)
+
+
+# Style transfer: contents 0-2 in every culture (ids 10*i + content), plus cGAN images (no content) 10*i + 5..7.
+CONTENT_OF = {10 * i + k: (f"scene{k}" if k < 3 else None) for i in range(4) for k in (0, 1, 2, 5, 6, 7)}
+MIXED = {c: [10 * i + k for k in (0, 1, 2, 5, 6, 7)] for i, c in enumerate(["seigaiha", "girih", "kente", "meander"])}
+MIXED_CULTURE = {s: c for c, ids in MIXED.items() for s in ids}
+
+
+def test_same_content_choices_pair_two_cultures_versions_of_one_content_image():
+    for ordinal in range(6):
+        trials = plan_trials(same_content_spec(), MIXED, seed=ordinal, ordinal=ordinal, contents=CONTENT_OF)
+        choices = [t for t in trials if t.kind == "choice"]
+        assert len(choices) == 8
+        for t in choices:
+            assert CONTENT_OF[t.stimulus] is not None and CONTENT_OF[t.stimulus] == CONTENT_OF[t.stimulus_b]
+            assert MIXED_CULTURE[t.stimulus] != MIXED_CULTURE[t.stimulus_b]
+        # the 6 pairs of cultures come round in turn before any comes again; sides are counterbalanced
+        pairs = [frozenset((MIXED_CULTURE[t.stimulus], MIXED_CULTURE[t.stimulus_b])) for t in choices]
+        assert len(set(pairs[:6])) == 6 and sorted(Counter(pairs).values()) == [1] * 4 + [2] * 2
+        order = list(MIXED)
+        sides = [(order.index(MIXED_CULTURE[t.stimulus]), order.index(MIXED_CULTURE[t.stimulus_b])) for t in choices]
+        left_first = [a < b for a, b in sides]
+        assert sum(left_first) == 4
+        # ratings still draw from every image, with or without content
+        rated = {t.stimulus for t in trials if t.kind != "choice"}
+        assert any(CONTENT_OF[s] is None for s in rated) and any(CONTENT_OF[s] for s in rated)
+
+
+def test_same_content_choices_use_every_shared_content_image_across_rounds():
+    seen = Counter()
+    for ordinal in range(12):
+        trials = plan_trials(same_content_spec(), MIXED, seed=ordinal, ordinal=ordinal, contents=CONTENT_OF)
+        seen.update(CONTENT_OF[t.stimulus] for t in trials if t.kind == "choice")
+    assert set(seen) == {"scene0", "scene1", "scene2"} and max(seen.values()) < 2 * min(seen.values())
+
+
+def test_pairs_belongs_to_choice_questions_only():
+    document = study_document()
+    document["questions"][0]["pairs"] = "same_content"
+    with pytest.raises(StudyError, match="only a choice question has pairs"):
+        parse_study(document)
+
+
+def test_a_same_content_choice_needs_a_content_image_in_two_cultures():
+    spec = same_content_spec()
+    cgan = ("cgan", ["seigaiha", "kente"], [("s-1", "seigaiha", None), ("k-1", "kente", None)])
+    one_culture = ("nst", ["kente"], [("house-kente", "kente", "house"), ("boat-kente", "kente", "boat")])
+    problems = set_problems(spec, [cgan, one_culture])
+    assert problems == [
+        "questions.preference: pairs: same_content needs a content image in at least two cultures (a style "
+        "transfer or translation set); the stimulus sets have none"
+    ]
+    two = ("nst2", ["seigaiha"], [("house-seigaiha", "seigaiha", "house")])
+    assert set_problems(spec, [cgan, one_culture, two]) == []
