@@ -396,6 +396,11 @@ def _number_list(text: str | None) -> tuple[float, ...] | None:
     show_default=True,
     help="Coarse-to-fine levels: 3 stylises at SIZE/4, then SIZE/2, then SIZE (--steps at each level).",
 )
+@click.option(
+    "--color-match",
+    is_flag=True,
+    help="Recolour each content image to its culture's style colours (mean and covariance) before stylising.",
+)
 @click.option("--features", type=click.Choice(FEATURE_KINDS), default="imagenet", show_default=True)
 @click.option(
     "--vgg-weights",
@@ -430,6 +435,7 @@ def stylize_command(
     size: int,
     steps: int,
     pyramid: int,
+    color_match: bool,
     features: str,
     vgg_weights: Path | None,
     content_layers: str,
@@ -477,6 +483,7 @@ def stylize_command(
             cfg,
             size=size,
             pyramid=pyramid,
+            color_match=color_match,
             features=features,
             vgg_weights=vgg_weights,
             seed=seed,

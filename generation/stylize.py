@@ -172,16 +172,39 @@ def _tensor(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0).to(device)
 
 
-def _initial_images(cfg: NSTConfig, pairs, contents, styles, seeds, device) -> torch.Tensor:
+def match_colors(content: np.ndarray, styles: list[np.ndarray]) -> np.ndarray:
+    """``content`` recoloured so that its RGB mean and covariance are those of the ``styles`` pixels together.
+
+    The linear colour transfer of Gatys et al. (2017, §5.1; there applied to the style image to keep the
+    content's colours): x -> C_s^1/2 C_c^-1/2 (x - mu_c) + mu_s, with symmetric matrix square roots. Returns
+    float32 in [0, 1], H x W x 3.
+    """
+
+    def stats(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        flat = pixels.reshape(-1, 3).astype(np.float64) / 255.0
+        return flat.mean(0), np.cov(flat, rowvar=False) + 1e-5 * np.eye(3)
+
+    def power(cov: np.ndarray, exponent: float) -> np.ndarray:
+        values, vectors = np.linalg.eigh(cov)
+        return (vectors * np.clip(values, 1e-8, None) ** exponent) @ vectors.T
+
+    mu_c, cov_c = stats(content)
+    mu_s, cov_s = stats(np.concatenate([style.reshape(-1, 3) for style in styles]))
+    transform = power(cov_s, 0.5) @ power(cov_c, -0.5)
+    flat = content.reshape(-1, 3).astype(np.float64) / 255.0
+    return np.clip((flat - mu_c) @ transform.T + mu_s, 0.0, 1.0).reshape(content.shape).astype(np.float32)
+
+
+def _initial_images(cfg: NSTConfig, content: torch.Tensor, first_styles: list[np.ndarray], seeds) -> torch.Tensor:
     """§3.4's initial output image: the content image (as §5.2), the culture's first style image, or noise."""
     if cfg.init == "content":
-        return _tensor([contents[c].rgb for c, _ in pairs], device)
+        return content
     if cfg.init == "style":
-        return _tensor([styles[k][0].rgb for _, k in pairs], device)
-    size = contents[0].rgb.shape[0]
+        return _tensor(first_styles, content.device)
+    size = content.shape[-1]
     # Uniform noise from each stimulus's own seed, drawn on the CPU so the draw is the same on every device.
     return torch.stack([torch.rand(3, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(
-        device
+        content.device
     )
 
 
@@ -202,6 +225,7 @@ def write_nst_set(
     overwrite: bool = False,
     progress: bool = False,
     pyramid: int = 1,
+    color_match: bool = False,
 ) -> Path:
     """Stylise every content image in every culture's style and write ``out/`` (Contract 1, method ``nst``).
 
@@ -209,6 +233,7 @@ def write_nst_set(
     random weights (``features='random'``) and the motif styles are drawn from ``seed`` too. With ``pyramid``
     levels > 1 each image is first stylised at a half, a quarter, ... of ``size`` (``cfg.steps`` evaluations at
     every level), so the network's receptive fields span more of the style's structures (Gatys et al. 2017).
+    With ``color_match`` each content image is first recoloured to its culture's style colours (``match_colors``).
     """
     out, device = Path(out), torch.device(device)
     if size < MIN_SIDE:
@@ -245,7 +270,14 @@ def write_nst_set(
                 # sums over positions and E_l does not grow with them, so beta scales with the level's area to
                 # keep every level's balance of content and style the one asked for at full size.
                 level_cfg = replace(cfg, beta=cfg.beta * (s / size) ** 2)
-                content = _tensor([level_contents[i].rgb for i, _ in batch], device)
+                if color_match:  # the content in the culture's colours: target and starting point alike
+                    recoloured = [
+                        match_colors(level_contents[i].rgb, [p.rgb for p in level_styles[cultures[k]]])
+                        for i, k in batch
+                    ]
+                    content = torch.from_numpy(np.stack(recoloured)).permute(0, 3, 1, 2).contiguous().to(device)
+                else:
+                    content = _tensor([level_contents[i].rgb for i, _ in batch], device)
                 targets = Targets(
                     content_targets(vgg, content, level_cfg),
                     {
@@ -254,8 +286,7 @@ def write_nst_set(
                     },
                 )
                 if result is None:
-                    named = [(i, cultures[k]) for i, k in batch]
-                    init = _initial_images(cfg, named, level_contents, level_styles, seeds, device)
+                    init = _initial_images(cfg, content, [level_styles[cultures[k]][0].rgb for _, k in batch], seeds)
                 else:
                     init = F.interpolate(result, size=(s, s), mode="bicubic", align_corners=False).clamp_(0.0, 1.0)
                 result = stylize(vgg, init, targets, level_cfg, on_evaluation=partial(bar.update, len(batch)))
@@ -269,7 +300,7 @@ def write_nst_set(
             "name": name or out.name,
             "created_at": created_at(),
             "cultures": cultures,
-            "generator": _generator(cfg, source, sizes, seed, batch_size, contents, styles),
+            "generator": _generator(cfg, source, sizes, seed, batch_size, contents, styles, color_match),
             "stimuli": stimuli,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -278,12 +309,13 @@ def write_nst_set(
     return out
 
 
-def _generator(cfg: NSTConfig, source: FeatureSource, sizes, seed, batch_size, contents, styles) -> dict:
+def _generator(cfg: NSTConfig, source: FeatureSource, sizes, seed, batch_size, contents, styles, color_match) -> dict:
+    options = {"size": sizes[-1], "pyramid": sizes, "color_match": color_match, "batch_size": batch_size}
     return {
         "method": "nst",
         "checkpoint_sha256": source.sha256,
         "features": source.to_dict(),
-        "config": cfg.to_dict() | {"size": sizes[-1], "pyramid": sizes, "batch_size": batch_size},
+        "config": cfg.to_dict() | options,
         "contents": {c.id: c.source for c in contents},
         "styles": {k: [p.source for p in pics] for k, pics in styles.items()},
         "version": VERSION,

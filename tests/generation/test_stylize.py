@@ -15,7 +15,7 @@ from culturelab.generation.checkpoint import sha256_file
 from culturelab.generation.content_images import draw_scene
 from culturelab.generation.motifs import render_motif
 from culturelab.generation.nst import NSTConfig
-from culturelab.generation.stylize import StylizeError, check_memory, memory_needed
+from culturelab.generation.stylize import StylizeError, check_memory, match_colors, memory_needed
 from culturelab.generation.vgg import IMAGENET_FILE, _random_body
 from culturelab.platform.cli import main
 from culturelab.platform.stimuli import Manifest
@@ -114,6 +114,37 @@ def test_a_pyramid_stylises_coarse_to_fine_and_ends_at_the_size_asked_for(workdi
     flat = json.loads((workdir / "flat" / "manifest.json").read_text())
     assert flat["generator"]["config"]["pyramid"] == [64]
     assert flat["stimuli"][0]["sha256"] != entry["sha256"]  # the 32 px level's result is the 64 px level's start
+
+
+def test_match_colors_gives_the_content_the_styles_colour_mean_and_covariance():
+    rng = np.random.default_rng(0)
+    content = (rng.normal([120, 90, 60], [12, 20, 8], (64, 64, 3))).clip(0, 255).astype(np.uint8)
+    style = (rng.multivariate_normal([100, 140, 160], [[90, 40, 0], [40, 120, 30], [0, 30, 60]], (32, 32))).clip(0, 255)
+    out = match_colors(content, [style[:16].astype(np.uint8), style[16:].astype(np.uint8)]) * 255
+    flat_style = style.astype(np.uint8).reshape(-1, 3).astype(float)
+    np.testing.assert_allclose(out.reshape(-1, 3).mean(0), flat_style.mean(0), atol=0.05)
+    np.testing.assert_allclose(
+        np.cov(out.reshape(-1, 3), rowvar=False), np.cov(flat_style, rowvar=False), rtol=0.01, atol=0.3
+    )
+    # a linear map of colours: the content's structure (here, which pixels are darker) is kept
+    grey = content.astype(float) @ [0.3, 0.6, 0.1]
+    assert np.corrcoef(grey.ravel(), (out @ [0.3, 0.6, 0.1]).ravel())[0, 1] > 0.5
+
+
+def test_color_match_is_recorded_and_recolours_the_content(workdir):
+    args = ["--content", "photos/house.png", "--styles", "kente=kente-cloth.png", *FAST, "--steps", 1]
+    assert run(*args, "--out", "plain").exit_code == 0
+    assert run(*args, "--out", "matched", "--color-match").exit_code == 0
+    plain, matched = (json.loads((workdir / d / "manifest.json").read_text()) for d in ("plain", "matched"))
+    assert (
+        plain["generator"]["config"]["color_match"] is False and matched["generator"]["config"]["color_match"] is True
+    )
+    kente = np.asarray(Image.open("kente-cloth.png").convert("RGB"), dtype=float).reshape(-1, 3).mean(0)
+    means = [
+        np.asarray(Image.open(workdir / d / "images" / "house-kente.png"), dtype=float).reshape(-1, 3).mean(0)
+        for d in ("plain", "matched")
+    ]
+    assert np.abs(means[1] - kente).sum() < np.abs(means[0] - kente).sum()
 
 
 def test_stylize_takes_the_built_in_content_images_by_default(workdir):
