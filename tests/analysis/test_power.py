@@ -19,8 +19,9 @@ def test_study_plan_reads_groups_match_cultures_questions_and_trials():
     assert base.match["east_asian"] == ["seigaiha", "ice_ray"] and "other" not in base.match
     assert sorted(base.cultures) == ["girih", "ice_ray", "kente", "meander", "seigaiha"]
     assert [(q.id, q.kind, q.trials) for q in questions] == [
-        ("liking", "likert", 6), ("familiarity", "slider", 6), ("preference", "choice", 6)]  # 20 trials / 3
-    assert questions[0].likert_points == 7 and per_culture == 8
+        ("liking", "likert", 5), ("familiarity", "slider", 5), ("preference", "choice", 5),
+        ("same_scene", "choice", 5)]  # 20 trials / 4
+    assert questions[0].likert_points == 7 and per_culture == 8 + 5  # cGAN images and scenes per culture
 
 
 def test_power_cli_with_a_study_file_covers_every_question(tmp_path):
@@ -31,7 +32,8 @@ def test_power_cli_with_a_study_file_covers_every_question(tmp_path):
     doc = json.loads((tmp_path / "power.json").read_text())
     assert doc["variance_sds"]["sd_stimulus_group"] == 0.2
     cells = {c["question"]: c for c in doc["cells"]}
-    assert set(cells) == {"liking", "familiarity", "preference"} and cells["preference"]["kind"] == "choice"
+    assert set(cells) == {"liking", "familiarity", "preference", "same_scene"}
+    assert cells["preference"]["kind"] == "choice"
     assert all(c["groups"] == 5 and c["nsim"] == 10 for c in cells.values())
     assert cells["liking"]["power"] >= 0.8  # d = 1.2 with 8 per group: found nearly always
 
