@@ -4,6 +4,7 @@ exclusions and the warnings that matter, before any table (issue 9: the answer s
 from __future__ import annotations
 
 import html
+import math
 from collections import Counter
 
 from culturelab.analysis.result import fmt_p
@@ -34,6 +35,10 @@ def _answer(q: dict) -> str:
     b, (lo, hi), p = t["estimate"], t["ci95"], t["p"]
     if q["kind"] == "choice":
         odds, (olo, ohi) = t["effect_size"]["value"], t["effect_size"]["ci95"]
+        if not all(v is not None and math.isfinite(v) for v in (odds, olo, ohi)):  # separated on too few choices
+            return (f"The in-group test has no finite odds ratio: the choices separate the model (log-odds {b:.1f}, "
+                    f"95% CI {lo:.0f} to {hi:.0f}; {fmt_p(p)}), as happens with few answers per participant or "
+                    "image; more data are needed before this question says anything.")
         what = (f"Participants chose the image of a culture their group owns at {odds:.2f} times the odds that the "
                 f"two cultures' appeal to everyone predicts (95% CI {olo:.2f} to {ohi:.2f}; {fmt_p(p)}).")
     else:

@@ -101,9 +101,11 @@ def test_interlace_still_gives_the_recorded_numbers():
         warnings.simplefilter("ignore")
         ref = interlace.clmm("value ~ match + culture_group + stimulus_culture", d,
                              groups=["participant", "stimulus_group"])
+    # interlace's optimiser stops within its own tolerance, so on another CPU its β moves by up to ~1e-5
+    # (7e-6 between the Intel Xeon that recorded it and an AMD EPYC): far inside the 1e-3 the checks above use
     assert ref.llf == pytest.approx(INTERLACE["loglik"], abs=1e-6)
-    assert ref.fe_params.to_dict() == pytest.approx(INTERLACE["beta"], abs=1e-6)
-    assert ref.fe_bse.to_dict() == pytest.approx(INTERLACE["se"], rel=1e-6)
+    assert ref.fe_params.to_dict() == pytest.approx(INTERLACE["beta"], abs=1e-4)
+    assert ref.fe_bse.to_dict() == pytest.approx(INTERLACE["se"], rel=1e-4)
 
 
 def test_clmm_recovers_a_planted_in_group_effect_and_holds_a_null():

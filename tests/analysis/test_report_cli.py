@@ -198,3 +198,21 @@ def test_without_exclusions_tables_only_when_someone_was_excluded(tmp_path, make
     assert results["exclusions"] == []
     assert all(q["tests_without_exclusions"] == [] for q in results["questions"].values())
     assert "without exclusions" not in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_separated_choice_model_is_stated_not_crashed():
+    """Few choices per participant can separate the logistic model: exp(estimate) overflows and the odds
+    ratio's interval has no upper end (seen in the demo with 12 bots); the summary says so."""
+    from culturelab.analysis.summary import summary_html
+
+    separated = {
+        "kind": "choice", "text": {"en": "Which version?"}, "n_participants": 12, "n_responses": 60,
+        "tests": [{"name": "in_group_preference", "method": "mixed logistic model", "estimate": 47.47,
+                   "ci95": [-23378.6, 23473.5], "p": 0.9968,
+                   "effect_size": {"name": "odds ratio", "value": 4.1e20, "ci95": [0.0, None]}}],
+    }
+    results = {"n": {"participants": 13, "participants_analyzed": 12}, "questions": {"same_scene": separated}}
+    page = summary_html(results)
+    assert "no finite odds ratio" in page and "log-odds 47.5" in page
+    separated["tests"][0]["effect_size"]["ci95"] = [0.0, float("inf")]
+    assert "no finite odds ratio" in summary_html(results)
