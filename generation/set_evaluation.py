@@ -236,7 +236,10 @@ def evaluate_sets(
         if unknown:
             raise EvaluationError(f"set {stimuli.folder} has culture(s) {', '.join(unknown)} that {data} lacks")
         path = _classifier_file(key, stimuli.resolution, real.cultures, classifier_dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # evaluate anyway; the classifier is just not kept for next time
+            log.warning("cannot create %s: %s", path.parent, exc)
         classifier, val_accuracy, path = _load_or_train_classifier(path, real, device, seed, progress)
         feats, pred = _features(classifier, stimuli.images, device)
         real_feats, _ = _features(classifier, real.images, device)
