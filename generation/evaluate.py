@@ -131,7 +131,7 @@ def train_classifier(
 
 
 @torch.no_grad()
-def _features(model: CultureClassifier, images_uint8: torch.Tensor, device: torch.device):
+def classifier_features(model: CultureClassifier, images_uint8: torch.Tensor, device: torch.device):
     feats, preds = [], []
     for start in range(0, len(images_uint8), 256):
         x = to_unit_range(images_uint8[start : start + 256]).to(device)
@@ -179,7 +179,7 @@ def _classifier_path(checkpoint: Path, key: str, resolution: int) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}.classifier-{key}-{resolution}px.safetensors")
 
 
-def _load_or_train_classifier(path: Path, real: ImageSet, device: torch.device, seed: int, progress: bool):
+def load_or_train_classifier(path: Path, real: ImageSet, device: torch.device, seed: int, progress: bool):
     if path.exists():
         try:
             model = CultureClassifier(len(real.cultures), resolution=real.resolution)
@@ -267,7 +267,7 @@ def evaluate(
         real = load_image_folder(Path(data), res, cultures=cultures, progress=progress)
     if real.cultures != cultures:
         raise EvaluationError(f"checkpoint cultures {cultures} differ from the real images' {real.cultures}")
-    classifier, val_accuracy, classifier_path = _load_or_train_classifier(
+    classifier, val_accuracy, classifier_path = load_or_train_classifier(
         classifier_path or _classifier_path(checkpoint, key, res), real, device, seed, progress
     )
 
@@ -275,8 +275,8 @@ def evaluate(
     labels = torch.arange(k).repeat_interleave(per_culture)
     seeds = [seed + i for i in range(k * per_culture)]
     fake = generate(g, one_hot(labels, k), seeds, device).permute(0, 3, 1, 2).contiguous()
-    fake_feats, fake_pred = _features(classifier, fake, device)
-    real_feats, _ = _features(classifier, real.images, device)
+    fake_feats, fake_pred = classifier_features(classifier, fake, device)
+    real_feats, _ = classifier_features(classifier, real.images, device)
     real_labels = real.labels.numpy()
     labels_np = labels.numpy()
 

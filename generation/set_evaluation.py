@@ -39,9 +39,9 @@ from culturelab.generation.data import ImageSet, load_image_folder, motif_images
 from culturelab.generation.evaluate import (
     REAL_SEED_OFFSET,
     EvaluationError,
-    _features,
-    _load_or_train_classifier,
+    classifier_features,
     kid,
+    load_or_train_classifier,
     mean_pairwise_distance,
 )
 from culturelab.generation.motifs import CULTURES
@@ -240,9 +240,9 @@ def evaluate_sets(
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # evaluate anyway; the classifier is just not kept for next time
             log.warning("cannot create %s: %s", path.parent, exc)
-        classifier, val_accuracy, path = _load_or_train_classifier(path, real, device, seed, progress)
-        feats, pred = _features(classifier, stimuli.images, device)
-        real_feats, _ = _features(classifier, real.images, device)
+        classifier, val_accuracy, path = load_or_train_classifier(path, real, device, seed, progress)
+        feats, pred = classifier_features(classifier, stimuli.images, device)
+        real_feats, _ = classifier_features(classifier, real.images, device)
         labels = np.array([real.cultures.index(c) for c in stimuli.cultures])
         real_labels = real.labels.numpy()
         preserved = _content_preservation(stimuli, needed[stimuli.folder], device) if stimuli.folder in needed else None
