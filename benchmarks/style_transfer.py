@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--evaluations", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="of the VGG19 passes")
     parser.add_argument("--compare-size", type=int, default=256)
     parser.add_argument("--compare-evaluations", type=int, default=200)
     parser.add_argument("--translation-resolution", type=int, default=64)
@@ -112,10 +113,15 @@ def main() -> None:
     if device.type == "cuda":  # as `generate stylize` runs: deterministic cuDNN kernels
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
-    cfg = NSTConfig(steps=args.evaluations, beta=DEFAULT_BETA["random"])
+    cfg = NSTConfig(steps=args.evaluations, beta=DEFAULT_BETA["random"], precision=args.precision)
     vgg, _ = load_features("random", cfg.layers, seed=0)
     vgg = vgg.to(device)
-    result: dict = {"device": device_name(device), "torch": torch.__version__, "optimizer": "lbfgs"}
+    result: dict = {
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "optimizer": "lbfgs",
+        "precision": args.precision,
+    }
     if "unbatched" not in args.skip:
         seconds, _ = time_stylize(vgg, cfg, 1, args.size, device)
         result["unbatched"] = {"size": args.size, "evaluations": args.evaluations, "seconds_per_image": seconds}

@@ -15,7 +15,7 @@ import click
 from culturelab.generation.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
 from culturelab.generation.data import DatasetError
 from culturelab.generation.motifs import CULTURES, MAX_RESOLUTION, MIN_RESOLUTION
-from culturelab.generation.nst import INITS, OPTIMIZERS
+from culturelab.generation.nst import INITS, OPTIMIZERS, PRECISIONS
 from culturelab.generation.train import TrainConfig  # its defaults are the CLI's: the shipped recipe
 from culturelab.generation.vgg import FEATURE_KINDS, IMAGENET_FILE
 
@@ -421,6 +421,13 @@ def _number_list(text: str | None) -> tuple[float, ...] | None:
 @click.option("--tv", "tv_weight", type=click.FloatRange(0), default=0.0, show_default=True, help="Total variation.")
 @click.option("--init", type=click.Choice(INITS), default="content", show_default=True)
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="lbfgs", show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="fp32",
+    show_default=True,
+    help="bf16: VGG19 passes in bf16 (GPUs with bf16 tensor cores); losses and L-BFGS stay fp32.",
+)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Step size (L-BFGS 1, Adam 0.02).")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Pairs optimised at once.")
 @click.option("--motifs-per-culture", type=click.IntRange(1), default=4, show_default=True, help="For CULTURE=motif.")
@@ -446,6 +453,7 @@ def stylize_command(
     tv_weight: float,
     init: str,
     optimizer: str,
+    precision: str,
     lr: float | None,
     batch_size: int,
     motifs_per_culture: int,
@@ -474,6 +482,7 @@ def stylize_command(
             steps=steps,
             init=init,
             optimizer=optimizer,
+            precision=precision,
             lr=lr,
         )
         write_nst_set(

@@ -17,6 +17,7 @@ from culturelab.generation.vgg import VGGFeatures
 
 INITS = ("content", "style", "noise")
 OPTIMIZERS = ("lbfgs", "adam")
+PRECISIONS = ("fp32", "bf16")  # bf16: the VGG19 passes under autocast; losses, Gram matrices and L-BFGS in fp32
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}  # L-BFGS: torch's unit step; Adam: pixel steps in [0, 1] units
 
 
@@ -35,8 +36,11 @@ class NSTConfig:
     optimizer: str = "lbfgs"
     lr: float | None = None  # None: DEFAULT_LR[optimizer]
     history_size: int = 100
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; use {', '.join(PRECISIONS)}")
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r}; use {', '.join(INITS)}")
         if self.optimizer not in OPTIMIZERS:
@@ -157,7 +161,14 @@ def losses(
     features: VGGFeatures, x: torch.Tensor, targets: Targets, cfg: NSTConfig
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_total = alpha L_content + beta L_style (+ tv_weight TV) per image (research design §3.3), and its parts."""
-    responses = features(x)
+    if cfg.precision == "bf16":
+        # Tensor cores run bf16 convolutions at twice TF32's rate; the responses come back to fp32 before the
+        # losses, since a Gram matrix sums over every position and bf16 keeps only ~3 significant digits.
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            responses = features(x)
+        responses = {layer: r.float() for layer, r in responses.items()}
+    else:
+        responses = features(x)
     l_content = sum((content_loss(responses[layer], p) for layer, p in targets.content.items()), x.new_zeros(len(x)))
     l_style = x.new_zeros(len(x))
     for layer, w in cfg.layer_weights.items():  # L_style = sum_l w_l E_l (§4.2)

@@ -212,3 +212,23 @@ def test_style_targets_average_the_gram_matrices_of_several_images():
     both = style_grams(vgg, images, cfg)
     one, two = style_grams(vgg, images[:1], cfg), style_grams(vgg, images[1:], cfg)
     torch.testing.assert_close(both["conv2_1"], (one["conv2_1"] + two["conv2_1"]) / 2)
+
+
+def test_bf16_runs_the_vgg_passes_in_bf16_and_keeps_the_losses_close_and_in_fp32():
+    torch.set_num_threads(1)
+    cfg, vgg, content, grams = _tiny_problem(steps=4)
+    bf16 = NSTConfig(**{**cfg.__dict__, "precision": "bf16"})
+    targets = _targets(vgg, cfg, content, grams, [0, 1, 0])
+    seen = []
+    hook = vgg.body[0].register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    x = content.clone().requires_grad_(True)
+    total, parts = losses(vgg, x, targets, bf16)
+    total.sum().backward()
+    hook.remove()
+    assert seen == [torch.bfloat16] and total.dtype == torch.float32 and x.grad.dtype == torch.float32
+    reference, _ = losses(vgg, content, targets, cfg)
+    torch.testing.assert_close(total.detach(), reference, rtol=0.05, atol=0)
+    out = stylize(vgg, content, targets, bf16)
+    assert (losses(vgg, out, targets, cfg)[0] < 0.5 * reference).all()  # it still optimises
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        NSTConfig(precision="fp16")

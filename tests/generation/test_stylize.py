@@ -139,6 +139,9 @@ def test_color_match_is_recorded_and_recolours_the_content(workdir):
     assert (
         plain["generator"]["config"]["color_match"] is False and matched["generator"]["config"]["color_match"] is True
     )
+    assert plain["generator"]["config"]["precision"] == "fp32"
+    assert run(*args, "--out", "half", "--precision", "bf16").exit_code == 0
+    assert json.loads((workdir / "half" / "manifest.json").read_text())["generator"]["config"]["precision"] == "bf16"
     kente = np.asarray(Image.open("kente-cloth.png").convert("RGB"), dtype=float).reshape(-1, 3).mean(0)
     means = [
         np.asarray(Image.open(workdir / d / "images" / "house-kente.png"), dtype=float).reshape(-1, 3).mean(0)
