@@ -175,8 +175,28 @@ def mean_pairwise_distance(x: np.ndarray) -> float:
     return float(np.sqrt(d2).sum() / (n * (n - 1)))
 
 
+def real_images_key(data: str, seed: int, per_culture: int) -> str:
+    """Names the real images a classifier is trained on, in its file name: the motifs' seed and count, or the
+    ImageFolder's name."""
+    return f"motifs-s{seed}-n{per_culture}" if data == "motifs" else "folder-" + Path(data).resolve().name
+
+
+def load_real_images(
+    data: str, resolution: int, per_culture: int, seed: int, progress: bool, cultures: list[str] | None = None
+) -> ImageSet:
+    """The real images ``data`` names at ``resolution``: built-in motifs rendered from seeds the training set never
+    uses, or an ImageFolder (only the ``cultures`` sub-folders, if given)."""
+    if data == "motifs":
+        return motif_images(per_culture, resolution, seed + REAL_SEED_OFFSET, progress)
+    return load_image_folder(Path(data), resolution, cultures=cultures, progress=progress)
+
+
+def classifier_file_name(key: str, resolution: int) -> str:
+    return f"classifier-{key}-{resolution}px.safetensors"
+
+
 def _classifier_path(checkpoint: Path, key: str, resolution: int) -> Path:
-    return checkpoint.with_name(f"{checkpoint.stem}.classifier-{key}-{resolution}px.safetensors")
+    return checkpoint.with_name(f"{checkpoint.stem}.{classifier_file_name(key, resolution)}")
 
 
 def load_or_train_classifier(path: Path, real: ImageSet, device: torch.device, seed: int, progress: bool):
@@ -260,11 +280,9 @@ def evaluate(
         _check_fidelity(Path(inception_weights))
     g, header = load_generator(checkpoint, device, weights)
     cultures, res = list(g.config.cultures), g.config.resolution
-    key = f"motifs-s{seed}-n{per_culture}" if data == "motifs" else "folder-" + Path(data).resolve().name
-    if real is None and data == "motifs":
-        real = motif_images(per_culture, res, seed + REAL_SEED_OFFSET, progress)
-    elif real is None:
-        real = load_image_folder(Path(data), res, cultures=cultures, progress=progress)
+    key = real_images_key(data, seed, per_culture)
+    if real is None:
+        real = load_real_images(data, res, per_culture, seed, progress, cultures)
     if real.cultures != cultures:
         raise EvaluationError(f"checkpoint cultures {cultures} differ from the real images' {real.cultures}")
     classifier, val_accuracy, classifier_path = load_or_train_classifier(

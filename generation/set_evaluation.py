@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +34,26 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from skimage.metrics import structural_similarity
 
+from culturelab.generation.checkpoint import PACKAGED
 from culturelab.generation.content_grid import GridInputError, load_contents
 from culturelab.generation.content_images import BUILTIN_CONTENT_DIR
-from culturelab.generation.data import ImageSet, load_image_folder, motif_images
+from culturelab.generation.data import ImageSet
 from culturelab.generation.evaluate import (
-    REAL_SEED_OFFSET,
+    CultureClassifier,
     EvaluationError,
     classifier_features,
+    classifier_file_name,
     kid,
     load_or_train_classifier,
+    load_real_images,
     mean_pairwise_distance,
+    real_images_key,
 )
 from culturelab.generation.motifs import CULTURES
 from culturelab.generation.vgg import load_features
 
 log = logging.getLogger(__name__)
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
 CONTENT_LAYER = "conv4_2"
 CONTENT_FEATURE_SEED = 20_161_027  # not a seed anyone stylises with by default: the distance is not the loss
 
@@ -67,10 +71,12 @@ class StimulusSet:
         self.folder = Path(folder)
         path = self.folder / "manifest.json"
         try:
-            self.manifest = json.loads(path.read_text())
+            raw = path.read_bytes()
+            self.manifest = json.loads(raw)
             self.entries: list[dict] = self.manifest["stimuli"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise EvaluationError(f"{self.folder} is not a stimulus set: cannot read {path} ({exc})") from exc
+        self.manifest_sha256 = hashlib.sha256(raw).hexdigest()
         if not self.entries:
             raise EvaluationError(f"stimulus set {self.folder} has no stimuli")
         sizes = {(e.get("width"), e.get("height")) for e in self.entries}
@@ -102,34 +108,40 @@ class StimulusSet:
         return [e.get("content") for e in self.entries]
 
 
-def _real_images(data: str, cultures: list[str], resolution: int, per_culture: int, seed: int, progress: bool):
-    if data == "motifs":
-        unknown = sorted(set(cultures) - set(CULTURES))
-        if unknown:
-            raise EvaluationError(
-                f"culture(s) {', '.join(unknown)} are not built-in motifs; give --data an ImageFolder with a "
-                "folder per culture"
-            )
-        return motif_images(
-            per_culture, resolution, seed + REAL_SEED_OFFSET, progress
-        ), f"motifs-s{seed}-n{per_culture}"
-    real = load_image_folder(Path(data), resolution, progress=progress)
-    missing = sorted(set(cultures) - set(real.cultures))
-    if missing:
-        raise EvaluationError(f"data folder {data} has no sub-folder for culture(s) {', '.join(missing)}")
-    return real, "folder-" + Path(data).resolve().name
-
-
 def _classifier_file(key: str, resolution: int, cultures: list[str], classifier_dir: Path) -> Path:
     """A shipped classifier for these real images, size and cultures if there is one, else one in the cache."""
-    name_end = f".classifier-{key}-{resolution}px.safetensors"
-    for path in sorted(SHIPPED_DIR.glob("*" + name_end)):
+    name_end = "." + classifier_file_name(key, resolution)
+    for path in sorted(PACKAGED.glob("*" + name_end)):
         try:
             if json.loads(path.with_suffix(".json").read_text()).get("cultures") == cultures:
                 return path
         except (OSError, ValueError):
             continue
     return classifier_dir / ("culture" + name_end)
+
+
+@dataclass
+class _Reference:
+    """The real images at one size, the classifier trained on them and their features: shared by every set of
+    that size."""
+
+    real: ImageSet
+    classifier: CultureClassifier
+    val_accuracy: float
+    path: Path | None
+    features: np.ndarray
+
+
+def _reference(data, resolution, per_culture, seed, device, classifier_dir, progress) -> _Reference:
+    real = load_real_images(data, resolution, per_culture, seed, progress)
+    path = _classifier_file(real_images_key(data, seed, per_culture), resolution, real.cultures, classifier_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # evaluate anyway; the classifier is just not kept for next time
+        log.warning("cannot create %s: %s", path.parent, exc)
+    classifier, val_accuracy, path = load_or_train_classifier(path, real, device, seed, progress)
+    features, _ = classifier_features(classifier, real.images, device)
+    return _Reference(real, classifier, val_accuracy, path, features)
 
 
 def _ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -220,29 +232,30 @@ def evaluate_sets(
     """Judge each stimulus set in ``folders``; returns {"sets": [...], "table": markdown}. See the module doc."""
     device = torch.device(device)
     sets = [StimulusSet(f) for f in folders]  # every set is read (and refused) before any training starts
+    if data == "motifs":
+        unknown = sorted({c for s in sets for c in s.cultures} - set(CULTURES))
+        if unknown:
+            raise EvaluationError(
+                f"culture(s) {', '.join(unknown)} are not built-in motifs; give --data an ImageFolder with a "
+                "folder per culture"
+            )
     content_sources = list(content_sources or [BUILTIN_CONTENT_DIR])
     needed = {s.folder: _contents_for(s, content_sources) for s in sets if any(s.content_ids)}
     classifier_dir = Path(classifier_dir) if classifier_dir is not None else default_classifier_dir()
     report_dir = Path(report_dir) if report_dir is not None else Path.cwd()
-    real_cache: dict[int, tuple[ImageSet, str]] = {}
+    references: dict[int, _Reference] = {}
     results = []
     for stimuli in sets:
-        if stimuli.resolution not in real_cache:
-            real_cache[stimuli.resolution] = _real_images(
-                data, sorted(set(stimuli.cultures)), stimuli.resolution, per_culture, seed, progress
+        if stimuli.resolution not in references:
+            references[stimuli.resolution] = _reference(
+                data, stimuli.resolution, per_culture, seed, device, classifier_dir, progress
             )
-        real, key = real_cache[stimuli.resolution]
-        unknown = sorted(set(stimuli.cultures) - set(real.cultures))
-        if unknown:
-            raise EvaluationError(f"set {stimuli.folder} has culture(s) {', '.join(unknown)} that {data} lacks")
-        path = _classifier_file(key, stimuli.resolution, real.cultures, classifier_dir)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # evaluate anyway; the classifier is just not kept for next time
-            log.warning("cannot create %s: %s", path.parent, exc)
-        classifier, val_accuracy, path = load_or_train_classifier(path, real, device, seed, progress)
-        feats, pred = classifier_features(classifier, stimuli.images, device)
-        real_feats, _ = classifier_features(classifier, real.images, device)
+        ref = references[stimuli.resolution]
+        real, real_feats = ref.real, ref.features
+        missing = sorted(set(stimuli.cultures) - set(real.cultures))
+        if missing:
+            raise EvaluationError(f"data folder {data} has no sub-folder for culture(s) {', '.join(missing)}")
+        feats, pred = classifier_features(ref.classifier, stimuli.images, device)
         labels = np.array([real.cultures.index(c) for c in stimuli.cultures])
         real_labels = real.labels.numpy()
         preserved = _content_preservation(stimuli, needed[stimuli.folder], device) if stimuli.folder in needed else None
@@ -280,14 +293,14 @@ def evaluate_sets(
         results.append(
             {
                 "set": os.path.relpath(stimuli.folder.resolve(), report_dir.resolve()),
-                "manifest_sha256": hashlib.sha256((stimuli.folder / "manifest.json").read_bytes()).hexdigest(),
+                "manifest_sha256": stimuli.manifest_sha256,
                 "method": stimuli.method,
                 "features": generator.get("features"),
                 "resolution": stimuli.resolution,
                 "n": len(stimuli.entries),
                 "cultures": list(per),
                 "data": data,
-                "classifier": {"file": path.name if path else None, "val_accuracy": val_accuracy},
+                "classifier": {"file": ref.path.name if ref.path else None, "val_accuracy": ref.val_accuracy},
                 "summary": summary,
                 "per_culture": per,
             }

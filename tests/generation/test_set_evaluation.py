@@ -13,10 +13,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from culturelab.generation.checkpoint import PACKAGED
 from culturelab.generation.content_grid import load_contents
 from culturelab.generation.content_images import BUILTIN_CONTENT_DIR, draw_scene
 from culturelab.generation.motifs import CULTURES, motif_seed, render_motif_array
-from culturelab.generation.set_evaluation import SHIPPED_DIR, _classifier_file
+from culturelab.generation.set_evaluation import _classifier_file
 from culturelab.platform.cli import main
 from culturelab.platform.stimuli import read_manifest, verify_files
 
@@ -174,6 +175,6 @@ def test_bad_sets_are_one_line_and_exit_2(workdir, make, args, message):
 
 def test_a_classifier_shipped_for_the_same_data_and_size_is_reused(tmp_path):
     path = _classifier_file("motifs-s0-n500", 128, list(CULTURES), tmp_path)
-    assert path.parent == SHIPPED_DIR and path.name.endswith("classifier-motifs-s0-n500-128px.safetensors")
+    assert path.parent == PACKAGED and path.name.endswith("classifier-motifs-s0-n500-128px.safetensors")
     assert _classifier_file("motifs-s0-n500", 256, list(CULTURES), tmp_path).parent == tmp_path
     assert _classifier_file("motifs-s0-n500", 128, ["girih", "kente"], tmp_path).parent == tmp_path
