@@ -120,28 +120,27 @@ def plan_trials(
     choices: list[PlannedTrial] = []
     per_question = _split(design.trials_per_participant, len(spec.questions), ordinal)
     for question, n in zip(spec.questions, per_question):
-        if question.kind == "choice" and question.pairs == "same_content":
-            options = _versions_pairs(cultures, by_culture, contents or {}, rng)
+        if question.kind == "choice":
+            # What to pair, in the order to cycle through, and how to draw one image from each side.
+            if question.pairs == "same_content":
+                options = _versions_pairs(cultures, by_culture, contents or {}, rng)
+
+                def draw(a, b):
+                    return rng.choice(a), rng.choice(b)
+            else:
+                options = list(itertools.combinations(cultures, 2)) or [(cultures[0], cultures[0])]
+                if "stimulus_culture" not in design.balance:
+                    rng.shuffle(options)
+
+                def draw(a, b):
+                    left = pools.draw(a)
+                    return left, pools.draw(b, avoid=left)
+
             offset = ordinal % len(options)
-            picked = [options[(offset + i) % len(options)] for i in range(n)]
             swaps = [i % 2 == 1 for i in range(n)]
             rng.shuffle(swaps)
-            for (a, b), swap in zip(picked, swaps):
-                left, right = rng.choice(a), rng.choice(b)
-                if swap:
-                    left, right = right, left
-                choices.append(PlannedTrial("choice", question.id, left, right))
-        elif question.kind == "choice":
-            pairs = list(itertools.combinations(cultures, 2)) or [(cultures[0], cultures[0])]
-            if "stimulus_culture" not in design.balance:
-                rng.shuffle(pairs)
-            offset = ordinal % len(pairs)
-            chosen = [pairs[(offset + i) % len(pairs)] for i in range(n)]
-            swaps = [i % 2 == 1 for i in range(n)]
-            rng.shuffle(swaps)
-            for (a, b), swap in zip(chosen, swaps):
-                left = pools.draw(a)
-                right = pools.draw(b, avoid=left)
+            for i, swap in enumerate(swaps):
+                left, right = draw(*options[(offset + i) % len(options)])
                 if swap:
                     left, right = right, left
                 choices.append(PlannedTrial("choice", question.id, left, right))
