@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The generation speed benchmark on a lent GPU (docs/generation.md, "Speed"): benchmarks/generation.py on
 # CUDA, eager and then with torch.compile, with the shipped checkpoint, then benchmarks/style_transfer.py.
-# Writes bench-eager.json, bench-compile.json, bench-style-transfer(-bf16).json and log.txt to $OUT. Short on purpose: a device session's time is scarce.
+# Writes bench-eager.json, bench-compile.json, bench-style-transfer(-bf16, -bf16-autotuned).json and log.txt
+# to $OUT. Short on purpose: a device session's time is scarce.
 # Runs from the repository root on a machine with torch but without culturelab installed: the
 # generation/ folder is mapped to culturelab.generation through a namespace folder on PYTHONPATH.
 #   OUT=$OUT bash benchmarks/gpu_check.sh            (DEVICE=cpu for a dry run here)
@@ -26,6 +27,10 @@ echo "compile exit $?"
 timeout 240 python3 benchmarks/style_transfer.py --device "$DEVICE" | tee "$OUT/bench-style-transfer.json"
 echo "style transfer exit $?"
 # The same two timings with the VGG19 passes in bf16 (issue 10's GPU targets; losses and L-BFGS stay fp32).
-timeout 120 python3 benchmarks/style_transfer.py --device "$DEVICE" --precision bf16 --skip vs_bare_vgg translation \
+timeout 120 python3 benchmarks/style_transfer.py --device "$DEVICE" --precision bf16 --skip vs_bare_vgg lbfgs_step translation \
     | tee "$OUT/bench-style-transfer-bf16.json"
 echo "style transfer bf16 exit $?"
+# And with cuDNN's autotuned (not bit-reproducible) kernels: whether a "fast, not repeatable" option would pay.
+timeout 120 python3 benchmarks/style_transfer.py --device "$DEVICE" --precision bf16 --cudnn-benchmark \
+    --skip vs_bare_vgg lbfgs_step translation | tee "$OUT/bench-style-transfer-bf16-autotuned.json"
+echo "style transfer bf16 autotuned exit $?"

@@ -8,6 +8,8 @@
   forward+backward passes to relu5_1 on the same input, measured in the same run: what the losses, the Gram
   matrices and L-BFGS add to the network itself (target: ratio <= 1.2 on the 2-core CPU, 256 px, 200);
   ``median_ratio`` compares median evaluation and pass times, which a shared CPU disturbs less;
+- ``lbfgs_step``: L-BFGS's own cost per step once its history is full, unbatched and batched at ``--size``,
+  on a cheap objective (a few element-wise kernels), i.e. what the optimiser adds to each evaluation;
 - ``translation``: images/s of the translation GAN's generator (default widths) at 64 px, batches of 64.
 
 Timing does not depend on the weights' values, so the features are seeded random VGG19 weights (no file
@@ -29,6 +31,7 @@ import time
 import torch
 
 from culturelab.generation.data import to_uint8
+from culturelab.generation.lbfgs import minimize_lbfgs
 from culturelab.generation.motifs import CULTURES, render_motif_array
 from culturelab.generation.nst import NSTConfig, Targets, content_targets, style_grams, stylize
 from culturelab.generation.stylize import DEFAULT_BETA
@@ -80,6 +83,27 @@ def time_bare_vgg(passes: int, size: int, device: torch.device) -> tuple[float, 
     return stamps[-1] - stamps[0], statistics.median(b - a for a, b in itertools.pairwise(stamps))
 
 
+def time_lbfgs_step(batch: int, size: int, history: int, device: torch.device) -> float:
+    """Median seconds per L-BFGS step with a full history of ``history`` pairs, on an ill-conditioned separable
+    objective (it neither converges nor stops within the run, so every step makes a pair)."""
+    gen = torch.Generator().manual_seed(0)
+    n = 3 * size * size
+    scale = torch.pow(10.0, -4 * torch.rand(batch, n, generator=gen)).to(device)
+    x = torch.randn(batch, n, generator=gen).to(device).requires_grad_(True)
+    stamps: list[float] = []
+
+    def closure() -> torch.Tensor:
+        x.grad = None
+        loss = (scale * x * x).sum(1) + 1e-3 * x.pow(4).sum(1)
+        loss.sum().backward()
+        sync(device)
+        stamps.append(time.perf_counter())
+        return loss
+
+    minimize_lbfgs(x, closure, history + 21, history_size=history, tolerance_grad=0.0, tolerance_change=0.0)
+    return statistics.median(b - a for a, b in itertools.pairwise(stamps[-21:]))
+
+
 def time_translation(resolution: int, batch: int, batches: int, device: torch.device) -> float:
     """Images/s of the translation generator (default widths, random weights) on uint8 content -> uint8."""
     cfg = TranslationConfig((*CULTURES, CONTENT_DOMAIN), resolution=resolution)
@@ -103,17 +127,31 @@ def main() -> None:
     parser.add_argument("--evaluations", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="of the VGG19 passes")
+    parser.add_argument("--history-size", type=int, default=NSTConfig.history_size, help="L-BFGS pairs kept")
+    parser.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="let cuDNN time its kernels and keep the fastest, as a run that need not repeat its bytes could",
+    )
     parser.add_argument("--compare-size", type=int, default=256)
     parser.add_argument("--compare-evaluations", type=int, default=200)
     parser.add_argument("--translation-resolution", type=int, default=64)
     parser.add_argument("--translation-batches", type=int, default=10)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["unbatched", "batched", "vs_bare_vgg", "translation"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["unbatched", "batched", "vs_bare_vgg", "lbfgs_step", "translation"]
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
-    if device.type == "cuda":  # as `generate stylize` runs: deterministic cuDNN kernels
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    if device.type == "cuda":  # as `generate stylize` runs: deterministic cuDNN kernels (unless asked otherwise)
+        torch.backends.cudnn.deterministic = not args.cudnn_benchmark
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark
 
-    cfg = NSTConfig(steps=args.evaluations, beta=DEFAULT_BETA["random"], precision=args.precision)
+    cfg = NSTConfig(
+        steps=args.evaluations,
+        beta=DEFAULT_BETA["random"],
+        precision=args.precision,
+        history_size=args.history_size,
+    )
     vgg, _ = load_features("random", cfg.layers, seed=0)
     vgg = vgg.to(device)
     result: dict = {
@@ -121,6 +159,8 @@ def main() -> None:
         "torch": torch.__version__,
         "optimizer": "lbfgs",
         "precision": args.precision,
+        "history_size": args.history_size,
+        "cudnn_benchmark": args.cudnn_benchmark,
     }
     if "unbatched" not in args.skip:
         seconds, _ = time_stylize(vgg, cfg, 1, args.size, device)
@@ -148,6 +188,15 @@ def main() -> None:
             "median_bare_pass_s": bare_median,
             "median_ratio": stylize_median / bare_median,
             "target_ratio": 1.2,
+        }
+    if "lbfgs_step" not in args.skip:
+        result["lbfgs_step"] = {
+            "size": args.size,
+            "history_size": args.history_size,
+            "unbatched_ms": 1000 * time_lbfgs_step(1, args.size, args.history_size, device),
+            "batched_ms_per_image": 1000
+            * time_lbfgs_step(args.batch_size, args.size, args.history_size, device)
+            / args.batch_size,
         }
     if "translation" not in args.skip:
         result["translation"] = {

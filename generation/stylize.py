@@ -134,7 +134,8 @@ def memory_needed(size: int, batch: int, cfg: NSTConfig) -> int:
     deepest = max(cfg.layers, key=LAYER_NAMES.index)
     pixels = 3 * size * size
     activations = 2 * _activation_floats(size, deepest)
-    history = 2 * cfg.history_size * pixels if cfg.optimizer == "lbfgs" else 2 * pixels
+    # L-BFGS keeps at most history_size pairs (s, y), and makes one fewer than there are steps
+    history = 2 * min(cfg.history_size, cfg.steps) * pixels if cfg.optimizer == "lbfgs" else 2 * pixels
     return 4 * batch * (activations + history + 8 * pixels) + 600 * 2**20  # + torch, weights, Python
 
 

@@ -118,6 +118,44 @@ def test_batched_lbfgs_gives_each_item_what_torch_lbfgs_gives_it_alone():
         assert objective(xi, a[i : i + 1], b[i : i + 1]).item() < 0.01 * objective(x0[i : i + 1], a, b)[i].item()
 
 
+def test_batched_lbfgs_skips_a_rejected_pair_for_that_item_only():
+    """Double wells: starting near 0 the curvature is negative, so some pairs have y·s < 0 and torch drops
+    them; item 0 sits at a stationary point (step 0, every pair rejected), the others stop at different steps."""
+    gen = torch.Generator().manual_seed(4)
+    x0 = torch.randn(3, 6, generator=gen, dtype=torch.float64) * 0.3
+    a = torch.randn(3, 6, generator=gen, dtype=torch.float64) * 0.2
+    x0[0], a[0] = 0.0, 0.0
+
+    def objective(x, a):
+        return (x * x - 1).pow(2).sum(1) + (a * x).sum(1)
+
+    x = x0.clone().requires_grad_(True)
+
+    def closure():
+        x.grad = None
+        loss = objective(x, a)
+        loss.sum().backward()
+        return loss
+
+    minimize_lbfgs(x, closure, 30, lr=0.5, history_size=40)
+    kept_pairs = []
+    for i in range(3):
+        xi = x0[i : i + 1].clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([xi], lr=0.5, max_iter=30, history_size=40)
+
+        def closure_i(i=i, xi=xi, opt=opt):
+            opt.zero_grad()
+            loss = objective(xi, a[i : i + 1]).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure_i)
+        state = opt.state[xi]
+        kept_pairs.append((state["n_iter"], len(state.get("old_dirs", []))))
+        torch.testing.assert_close(x[i].detach(), xi[0].detach(), rtol=1e-12, atol=1e-12)
+    assert kept_pairs[0] == (0, 0) and kept_pairs[1] == (30, 25) and kept_pairs[2] == (20, 17)  # 4 and 2 rejected
+
+
 def test_features_tap_each_named_conv_after_its_relu():
     vgg, _ = load_features("random", ["conv4_2", "conv1_1"], seed=0)
     # torchvision's vgg19().features: conv1_1 is module 0 and conv4_2 module 21, each followed by its ReLU
