@@ -7,11 +7,12 @@ one image's curvature pairs and step length would steer every other image, so th
 stopping test taken per image (the batch dimension), so a batch of B images computes the B results that
 B separate runs would, with one network pass per evaluation for all of them.
 
-The search direction -H g comes from the compact form of the L-BFGS matrix (Byrd, Nocedal & Schnabel 1994,
-eq. 3.1) instead of torch's two-loop recursion: the same matrix, but computed with two matrix products over
-the stored pairs and a few m x m solves, where the two-loop takes four small kernels per stored pair and
-reads every pair twice as often. With 100 pairs that is ~25 kernels per step instead of ~800, which is what
-bounds an unbatched image on a GPU (docs/generation.md, Speed). The m x m algebra runs in float64.
+The search direction -H g comes from the compact form of the inverse L-BFGS matrix (Byrd, Nocedal & Schnabel
+1994, Math. Program. 63) instead of torch's two-loop recursion: the same matrix, computed with two matrix
+products over the stored pairs and a few m x m solves (in float64), where the two-loop runs four small
+kernels per stored pair, twice. So the kernels per step no longer grow with the history (~800 at 100 pairs),
+which is what bounds an unbatched image on a GPU, and the working vector is no longer read and written again
+for every pair (docs/generation.md, Speed).
 
 Differences from B separate runs: a curvature pair that one image rejects (y·s <= 1e-10) still takes a
 history slot for the batch, stored as zeros for that image, so such an image may keep fewer pairs.
@@ -80,7 +81,7 @@ class _History:
         u = solve_triangular(r, sg[..., None], upper=True)[..., 0]
         v = sy.diagonal(dim1=1, dim2=2) * u + g64 * (torch.bmm(yy, u[..., None])[..., 0] - yg)
         w = solve_triangular(r.mT, v[..., None], upper=False)[..., 0]
-        # H g = gamma g + S w - gamma Y u (BNS eq. 3.1 with H_0 = gamma I); coefficients back in slot order
+        # H g = gamma g + S w - gamma Y u (the compact form with H_0 = gamma I); coefficients back in slot order
         coefficients = torch.stack([-w, g64 * u], dim=2).roll(-shift, 1).reshape(grad.shape[0], 1, 2 * k)
         return torch.bmm(coefficients.to(grad.dtype), stored)[:, 0] - gamma[:, None] * grad
 
