@@ -134,7 +134,8 @@ def memory_needed(size: int, batch: int, cfg: NSTConfig) -> int:
     deepest = max(cfg.layers, key=LAYER_NAMES.index)
     pixels = 3 * size * size
     activations = 2 * _activation_floats(size, deepest)
-    # L-BFGS keeps at most history_size pairs (s, y), and makes one fewer than there are steps
+    # L-BFGS keeps at most history_size pairs (s, y) and makes fewer pairs than steps (an upper bound: lbfgs.py
+    # allocates min(history_size, steps - 1) slots)
     history = 2 * min(cfg.history_size, cfg.steps) * pixels if cfg.optimizer == "lbfgs" else 2 * pixels
     return 4 * batch * (activations + history + 8 * pixels) + 600 * 2**20  # + torch, weights, Python
 
