@@ -531,6 +531,26 @@ def stylize_command(
 @click.option("--lambda-cls", type=click.FloatRange(0), default=1.0, show_default=True, help="Culture classification.")
 @click.option("--lambda-rec", type=click.FloatRange(0), default=10.0, show_default=True, help="Cycle reconstruction.")
 @click.option("--lambda-id", type=click.FloatRange(0), default=0.0, show_default=True, help="Identity |x - G(x, c_x)|.")
+@click.option(
+    "--lambda-content",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Content loss (VGG19 conv4_2, research design §4.1) between content images and their restyled versions.",
+)
+@click.option(
+    "--features",
+    type=click.Choice(FEATURE_KINDS),
+    default="random",
+    show_default=True,
+    help="VGG19 features of the content loss (random: seeded by --seed).",
+)
+@click.option(
+    "--vgg-weights",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help=f"torchvision's {IMAGENET_FILE} for --features imagenet (default: torchvision's cache); never downloaded.",
+)
 @click.option("--g-channels", type=click.IntRange(4), default=32, show_default=True)
 @click.option("--d-channels", type=click.IntRange(4), default=32, show_default=True)
 @click.option("--res-blocks", type=click.IntRange(0), default=4, show_default=True)

@@ -8,9 +8,16 @@ a restyled content image back. Losses, with x of domain c_x and a target c != c_
 
 - D: L_adv^D (research design §4.3, on D's patch logits) + λ_cls CE(D_cls(x), c_x)
 - G: L_adv^G (§4.3) + λ_cls CE(D_cls(G(x, c)), c) + λ_rec |x − G(G(x, c), c_x)|_1 + λ_id |x − G(x, c_x)|_1
+     + λ_content L_content(G(x, c), x) for the content images (an addition to StarGAN, below)
 
 The adversarial terms are §4.3's, written with softplus on D's logits (the stable form of the same formula),
 where StarGAN used WGAN-GP; D's convolutions are spectrally normalised (Miyato et al. 2018) instead.
+
+The cycle alone does not keep a scene's layout when it is restyled to an ornament: G can hide what it needs
+to come back in fine texture (Chu et al. 2017), and D pulls every output towards a full-frame ornament. The
+content term is the research design's content loss (§4.1, VGG19 conv4_2 responses, as style transfer uses)
+between a content image and its restyled versions, divided by the content's own ½ ΣP² so that λ_content
+does not depend on the features' scale.
 """
 
 from __future__ import annotations
@@ -22,7 +29,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from culturelab.generation.nst import content_loss
+from culturelab.generation.vgg import VGGFeatures
+
 CONTENT_DOMAIN = "content"
+CONTENT_LAYER = "conv4_2"  # §4.1's layer for the content term
 RESOLUTIONS = (32, 64, 128)
 
 
@@ -134,6 +145,15 @@ class LossWeights:
     cls: float = 1.0
     rec: float = 10.0
     identity: float = 0.0
+    content: float = 0.0
+
+
+def relative_content_loss(features: VGGFeatures, restyled: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """§4.1's L_content on conv4_2 between images in [-1, 1] and their restyled versions, / ½ ΣP²; mean over images."""
+    f = features(restyled.add(1).div(2))[CONTENT_LAYER]
+    with torch.no_grad():
+        p = features(content.add(1).div(2))[CONTENT_LAYER]
+    return (content_loss(f, p) / content_loss(p, torch.zeros_like(p)).clamp_min(1e-12)).mean()
 
 
 def translation_update(
@@ -145,8 +165,12 @@ def translation_update(
     source: torch.Tensor,
     target: torch.Tensor,
     weights: LossWeights,
+    features: VGGFeatures | None = None,
 ) -> dict[str, float]:
-    """One D update then one G update on images ``x`` of domains ``source``, restyled to ``target``."""
+    """One D update then one G update on images ``x`` of domains ``source``, restyled to ``target``.
+
+    ``features`` (VGG19 up to conv4_2) are needed when ``weights.content`` is set.
+    """
     k = len(g.config.domains)
     c_src, c_trg = one_hot(source, k).to(x.device), one_hot(target, k).to(x.device)
     source, target = source.to(x.device), target.to(x.device)
@@ -161,7 +185,7 @@ def translation_update(
     (loss_d_adv + weights.cls * loss_d_cls).backward()
     opt_d.step()
 
-    # (2) Update G: fool D (§4.3), be classified as the target domain, come back by the cycle
+    # (2) Update G: fool D (§4.3), be classified as the target domain, come back by the cycle, keep the layout
     fake = g(x, c_trg)
     fake_adv, fake_cls = d(fake)
     loss_g_adv = g_adversarial_loss(fake_adv)
@@ -170,10 +194,16 @@ def translation_update(
     loss_g = loss_g_adv + weights.cls * loss_g_cls + weights.rec * loss_rec
     if weights.identity:
         loss_g = loss_g + weights.identity * (x - g(x, c_src)).abs().mean()
+    content_stats = {}
+    is_content = source == k - 1
+    if weights.content and is_content.any():
+        loss_content = relative_content_loss(features, fake[is_content], x[is_content])
+        loss_g = loss_g + weights.content * loss_content
+        content_stats["loss_content"] = loss_content.item()
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
-    return {
+    return content_stats | {
         "loss_d_adv": loss_d_adv.item(),
         "loss_d_cls": loss_d_cls.item(),
         "loss_g_adv": loss_g_adv.item(),

@@ -40,6 +40,7 @@ from culturelab.generation.data import load_data, to_unit_range
 from culturelab.generation.train import ConfigError, resolve_device
 from culturelab.generation.translation import (
     CONTENT_DOMAIN,
+    CONTENT_LAYER,
     RESOLUTIONS,
     LossWeights,
     TranslationConfig,
@@ -49,6 +50,7 @@ from culturelab.generation.translation import (
     random_targets,
     translation_update,
 )
+from culturelab.generation.vgg import FeaturesError, load_features
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,9 @@ class TranslationTrainConfig:
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_id: float = 0.0
+    lambda_content: float = 0.0
+    features: str = "random"  # VGG19 features of the content term: random (seeded by --seed) or imagenet
+    vgg_weights: str | None = None
     g_channels: int = 32
     d_channels: int = 32
     res_blocks: int = 4
@@ -177,6 +182,14 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
         changed = [key for key in _RESUME_KEYS if header["train"].get(key) != cfg.to_dict()[key]]
         if changed:
             raise ConfigError(f"{ckpt_path} was trained with other settings ({', '.join(changed)}); cannot resume")
+    features, feature_source = None, None
+    if cfg.lambda_content:  # before the data: missing ImageNet weights are said at once
+        try:
+            weights_path = Path(cfg.vgg_weights) if cfg.vgg_weights else None
+            features, feature_source = load_features(cfg.features, [CONTENT_LAYER], weights=weights_path, seed=cfg.seed)
+        except FeaturesError as exc:
+            raise ConfigError(str(exc)) from exc
+        features = features.to(device)
     contents = load_contents([Path(c) for c in cfg.content] or [BUILTIN_CONTENT_DIR], 2 * cfg.resolution)
     data = load_data(cfg.data, cfg.resolution, cfg.per_culture, cfg.seed, progress)
     if CONTENT_DOMAIN in data.cultures:
@@ -205,7 +218,10 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
         start = header["step"]
         log.info("resuming %s at step %d", out, start)
 
-    weights = LossWeights(cfg.lambda_cls, cfg.lambda_rec, cfg.lambda_id)
+    weights = LossWeights(cfg.lambda_cls, cfg.lambda_rec, cfg.lambda_id, cfg.lambda_content)
+    provenance = {"train": cfg.to_dict()}
+    if feature_source is not None:
+        provenance["content_features"] = feature_source.to_dict()
     sample_content = to_unit_range(
         F.interpolate(content_images[:4].float(), size=cfg.resolution, mode="area").round().to(torch.uint8)
     ).to(device)
@@ -222,7 +238,7 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
         x = torch.cat([to_unit_range(data.images[idx]), content_crops(content_images, half, cfg.resolution, rng)])
         source = torch.cat([data.labels[idx], torch.full((half,), k - 1)])
         target = random_targets(source, k, rng)
-        stats = translation_update(g, d, opt_g, opt_d, x.to(device), source, target, weights)
+        stats = translation_update(g, d, opt_g, opt_d, x.to(device), source, target, weights, features)
         done = step + 1
         stop = cfg.max_minutes is not None and time.perf_counter() - t0 > cfg.max_minutes * 60
         if done % cfg.log_every == 0 or done == cfg.steps or stop:
@@ -230,7 +246,7 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
                 fh.write(json.dumps({"step": done, **{key: round(v, 5) for key, v in stats.items()}}) + "\n")
             bar.set_postfix(d=f"{stats['loss_d_adv']:.3f}", rec=f"{stats['loss_rec']:.3f}")
         if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
-            extra = {"train": cfg.to_dict(), "step": done}
+            extra = provenance | {"step": done}
             save_translation(ckpt_path, "training", mcfg, g, extra, d=d, opt_g=opt_g, opt_d=opt_d, rng=rng)
             save_translation(generator_path, "generator", mcfg, g, extra)
             save_sample_grid(g, sample_content, out / "samples" / f"step-{done:06d}.png")
@@ -238,6 +254,6 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
             log.info("stopping at step %d: --max-minutes %.1f reached", done, cfg.max_minutes)
             break
     if start >= cfg.steps:  # resuming a finished run exports its generator again
-        save_translation(generator_path, "generator", mcfg, g, {"train": cfg.to_dict(), "step": start})
+        save_translation(generator_path, "generator", mcfg, g, provenance | {"step": start})
     log.info("translation generator at step %d: %s", done, generator_path)
     return generator_path

@@ -14,6 +14,7 @@ from PIL import Image
 
 from culturelab.generation.checkpoint import DEFAULT_CHECKPOINT
 from culturelab.generation.translation import (
+    CONTENT_LAYER,
     LossWeights,
     TranslationConfig,
     TranslationDiscriminator,
@@ -22,9 +23,11 @@ from culturelab.generation.translation import (
     g_adversarial_loss,
     one_hot,
     random_targets,
+    relative_content_loss,
     translation_update,
 )
 from culturelab.generation.translation_train import TranslationTrainConfig, read_translation, train_translation
+from culturelab.generation.vgg import load_features
 from culturelab.platform.cli import main
 from culturelab.platform.stimuli import Manifest
 
@@ -110,6 +113,36 @@ def test_an_update_reports_the_cycle_and_d_losses_of_the_models_it_started_with(
     assert stats["loss_d_adv"] == pytest.approx(expected_d.item(), rel=1e-5)
     assert stats["loss_rec"] == pytest.approx(expected_rec.item(), rel=1e-5)
     assert any(not torch.equal(a, b) for a, b in zip(g.parameters(), g0.parameters(), strict=True))
+
+
+def test_content_term_is_section_4_1_relative_to_the_contents_own_response():
+    features, _ = load_features("random", [CONTENT_LAYER], seed=3)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    restyled = x.flip(-1)
+    # §4.1: L_content = 1/2 sum (F - P)^2 on conv4_2, here divided by 1/2 sum P^2, per image, then averaged
+    f, p = features((restyled + 1) / 2)[CONTENT_LAYER], features((x + 1) / 2)[CONTENT_LAYER]
+    by_hand = sum(((f[i] - p[i]) ** 2).sum() / (p[i] ** 2).sum() for i in range(2)) / 2
+    assert relative_content_loss(features, restyled, x).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert relative_content_loss(features, x, x).item() == 0
+
+
+def test_the_content_term_applies_to_content_images_only_and_moves_g():
+    features, _ = load_features("random", [CONTENT_LAYER], seed=3)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    source, target = torch.tensor([0, 1, 2, 2]), torch.tensor([1, 2, 0, 1])
+    updated = {}
+    for weight in (0.0, 100.0):
+        torch.manual_seed(1)
+        g, d = TranslationGenerator(TINY), TranslationDiscriminator(TINY)
+        g0 = copy.deepcopy(g)
+        opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+        stats = translation_update(g, d, opt_g, opt_d, x, source, target, LossWeights(content=weight), features)
+        updated[weight] = g
+    with torch.no_grad():  # the two content images (domain 2) against their restyled versions, G as it was
+        expected = relative_content_loss(features, g0(x[2:], one_hot(target[2:], 3)), x[2:])
+    assert stats["loss_content"] == pytest.approx(expected.item(), rel=1e-5)
+    without, with_content = updated[0.0].parameters(), updated[100.0].parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(without, with_content, strict=True))
 
 
 def _tiny_train(out, steps, **overrides):
@@ -233,3 +266,30 @@ def test_resume_with_other_settings_is_refused(translator, tmp_path):
         "train-translation", "--out", tmp_path / "r", "--steps", 1, *TINY_TRAIN[:4], "--batch-size", 5, *TINY_TRAIN[6:]
     )
     one_line_error(odd, "must be even")
+
+
+def test_train_translation_with_the_content_term_records_its_features(tmp_path):
+    result = run("train-translation", "--out", tmp_path / "r", "--steps", 2, "--lambda-content", 1, *TINY_TRAIN)
+    assert result.exit_code == 0, result.output
+    header = read_translation(tmp_path / "r" / "generator.safetensors")[0]
+    assert header["content_features"] == {"kind": "random", "file": None, "sha256": None, "seed": 0}
+    assert header["train"]["lambda_content"] == 1
+    metrics = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+    assert len(metrics) == 2 and all("loss_content" in json.loads(line) for line in metrics)
+
+
+def test_train_translation_without_imagenet_weights_says_where_they_go_before_starting(tmp_path):
+    result = run(
+        "train-translation",
+        "--out",
+        tmp_path / "r",
+        "--lambda-content",
+        1,
+        "--features",
+        "imagenet",
+        "--vgg-weights",
+        tmp_path / "vgg19.pth",
+        *TINY_TRAIN,
+    )
+    one_line_error(result, "vgg19-dcbb9e9d.pth", str(tmp_path / "vgg19.pth"))
+    assert not (tmp_path / "r").exists()
