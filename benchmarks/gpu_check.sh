@@ -12,10 +12,7 @@ DEVICE=${DEVICE:-cuda}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 
-ns=$(mktemp -d)
-mkdir -p "$ns/culturelab"
-ln -s "$PWD/generation" "$ns/culturelab/generation"
-export PYTHONPATH="$ns${PYTHONPATH:+:$PYTHONPATH}"
+source benchmarks/generation_path.sh
 
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
 timeout 200 python3 benchmarks/generation.py --device "$DEVICE" --no-compile | tee "$OUT/bench-eager.json"

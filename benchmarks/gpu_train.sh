@@ -29,12 +29,8 @@ COMPILE=${COMPILE:-$([ "$DEVICE" = cuda ] && echo 1 || echo 0)}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 
-# culturelab is not installed there: map generation/ to culturelab.generation through a namespace folder
-ns=$(mktemp -d)
+source benchmarks/generation_path.sh
 work=$(mktemp -d)
-mkdir -p "$ns/culturelab"
-ln -s "$PWD/generation" "$ns/culturelab/generation"
-export PYTHONPATH="$ns${PYTHONPATH:+:$PYTHONPATH}"
 export OUT DEVICE BUDGET_MIN PER_CULTURE EVAL_PER_CULTURE ARCH RESOLUTION G_CH D_CH BATCH DIFFAUG work
 echo "gpu_train.sh $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 python3 - <<'PY' || exit 1

@@ -23,11 +23,8 @@ LAMBDA_CONTENT=${LAMBDA_CONTENT:-10}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 
-ns=$(mktemp -d)
+source benchmarks/generation_path.sh
 work=$(mktemp -d)
-mkdir -p "$ns/culturelab"
-ln -s "$PWD/generation" "$ns/culturelab/generation"
-export PYTHONPATH="$ns${PYTHONPATH:+:$PYTHONPATH}"
 export OUT DEVICE BUDGET_MIN RESOLUTION PER_CULTURE EVAL_PER_CULTURE BATCH LAMBDA_CONTENT work
 echo "gpu_translation.sh $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 t0=$(date +%s)
