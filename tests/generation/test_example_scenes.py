@@ -25,21 +25,20 @@ MADE_ON = "AMD EPYC"  # the CPU that wrote scenes/ (study.yaml says so too)
 MADE_WITH_AVX512 = False
 
 
-def has_avx512() -> bool:
+def _cpuinfo() -> str:
     try:
-        return " avx512f" in Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
+        return ""
+
+
+def has_avx512() -> bool:
+    return " avx512f" in _cpuinfo()
 
 
 def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    return next(
-        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "unknown"
-    )
+    lines = _cpuinfo().splitlines()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
 
 
 def documented_command() -> list[str]:
@@ -81,10 +80,11 @@ def test_the_first_batch_of_the_scenes_set_is_made_again_by_the_documented_comma
     The bytes depend on the CPU: its kernels round differently (per batch size too), and 240 L-BFGS steps
     amplify that into visibly different detail; so the check runs on the kind of CPU the set was made on
     (study.yaml names it), and elsewhere says why it does not."""
-    if MADE_ON not in cpu_model() or has_avx512() != MADE_WITH_AVX512:
+    model, avx512 = cpu_model(), has_avx512()
+    if MADE_ON not in model or avx512 != MADE_WITH_AVX512:
         pytest.skip(
             f"the set was made on an {MADE_ON} CPU {'with' if MADE_WITH_AVX512 else 'without'} AVX-512; this one "
-            f"is {cpu_model()!r} ({'with' if has_avx512() else 'without'}), which rounds differently"
+            f"is {model!r} ({'with' if avx512 else 'without'}), which rounds differently"
         )
     monkeypatch.chdir(tmp_path)
     args = [a for a in documented_command() if a != "--overwrite"]
