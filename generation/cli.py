@@ -17,6 +17,7 @@ from culturelab.generation.data import DatasetError
 from culturelab.generation.motifs import CULTURES, MAX_RESOLUTION, MIN_RESOLUTION
 from culturelab.generation.nst import INITS, OPTIMIZERS, PRECISIONS
 from culturelab.generation.train import TrainConfig  # its defaults are the CLI's: the shipped recipe
+from culturelab.generation.translation import UPSAMPLINGS
 from culturelab.generation.vgg import FEATURE_KINDS, IMAGENET_FILE
 
 
@@ -554,6 +555,13 @@ def stylize_command(
 @click.option("--g-channels", type=click.IntRange(4), default=32, show_default=True)
 @click.option("--d-channels", type=click.IntRange(4), default=32, show_default=True)
 @click.option("--res-blocks", type=click.IntRange(0), default=4, show_default=True)
+@click.option(
+    "--upsample",
+    type=click.Choice(UPSAMPLINGS),
+    default="transpose",
+    show_default=True,
+    help="G's upsamplings: StarGAN's transposed convolutions, or resize then convolve (no checkerboard).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--log-every", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=500, show_default=True)

@@ -35,6 +35,7 @@ from culturelab.generation.vgg import VGGFeatures
 CONTENT_DOMAIN = "content"
 CONTENT_LAYER = "conv4_2"  # §4.1's layer for the content term
 RESOLUTIONS = (32, 64, 128)
+UPSAMPLINGS = ("transpose", "resize")
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,14 @@ class TranslationConfig:
     g_channels: int = 32
     d_channels: int = 32
     res_blocks: int = 4
+    upsample: str = "transpose"  # G's upsamplings; checkpoints from before the option hold no key: transpose
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "domains", tuple(self.domains))
         if self.resolution not in RESOLUTIONS:
             raise ValueError(f"resolution {self.resolution} is not one of {', '.join(map(str, RESOLUTIONS))}")
+        if self.upsample not in UPSAMPLINGS:
+            raise ValueError(f"upsample {self.upsample!r} is not one of {', '.join(UPSAMPLINGS)}")
         if len(self.domains) < 2 or self.domains[-1] != CONTENT_DOMAIN:
             raise ValueError(f"domains must be one or more cultures followed by {CONTENT_DOMAIN!r}")
 
@@ -81,6 +85,16 @@ def _norm_act(conv: nn.Module, channels: int) -> list[nn.Module]:
     return [conv, nn.InstanceNorm2d(channels, affine=True), nn.ReLU(inplace=True)]
 
 
+def upsampling(c_in: int, c_out: int, kind: str) -> nn.Module:
+    """Twice the side: StarGAN's 4x4 stride-2 transposed convolution, or nearest-neighbour resize then a 3x3
+    convolution. In the transposed one each output pixel's parity picks its own quarter of the kernel, so even a
+    flat input comes out as a stride-2 checkerboard that training must learn to cancel; resize-convolution uses
+    the whole kernel everywhere (Odena, Dumoulin & Olah 2016)."""
+    if kind == "transpose":
+        return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False))
+
+
 class TranslationGenerator(nn.Module):
     """StarGAN's G: 7x7 conv, two stride-2 downsamplings, residual blocks, two upsamplings, 7x7 conv, tanh."""
 
@@ -92,8 +106,8 @@ class TranslationGenerator(nn.Module):
         layers += _norm_act(nn.Conv2d(ch, 2 * ch, 4, 2, 1, bias=False), 2 * ch)
         layers += _norm_act(nn.Conv2d(2 * ch, 4 * ch, 4, 2, 1, bias=False), 4 * ch)
         layers += [ResidualBlock(4 * ch) for _ in range(config.res_blocks)]
-        layers += _norm_act(nn.ConvTranspose2d(4 * ch, 2 * ch, 4, 2, 1, bias=False), 2 * ch)
-        layers += _norm_act(nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1, bias=False), ch)
+        layers += _norm_act(upsampling(4 * ch, 2 * ch, config.upsample), 2 * ch)
+        layers += _norm_act(upsampling(2 * ch, ch, config.upsample), ch)
         layers += [nn.Conv2d(ch, 3, 7, 1, 3), nn.Tanh()]
         self.body = nn.Sequential(*layers)
 

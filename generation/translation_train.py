@@ -55,8 +55,12 @@ from culturelab.generation.vgg import FeaturesError, load_features
 log = logging.getLogger(__name__)
 
 FORMAT = "culturelab.translation/1"
-# Settings that must match to --resume a run (the model's own settings are compared separately).
-_RESUME_KEYS = ("data", "content", "per_culture", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "seed")
+# Settings that must match to --resume a run, checked before the data are made; the model's domains, which
+# come from the data, are compared after.
+_RESUME_KEYS = (
+    *("data", "content", "per_culture", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "seed", "features"),
+    *("resolution", "g_channels", "d_channels", "res_blocks", "upsample"),
+)
 
 
 @dataclass
@@ -81,6 +85,7 @@ class TranslationTrainConfig:
     g_channels: int = 32
     d_channels: int = 32
     res_blocks: int = 4
+    upsample: str = "transpose"
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 500
@@ -179,7 +184,8 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
         header = resume_from[0]
         if header.get("kind") != "training":
             raise ConfigError(f"{ckpt_path} holds only a generator; --resume needs a training checkpoint")
-        changed = [key for key in _RESUME_KEYS if header["train"].get(key) != cfg.to_dict()[key]]
+        before = TranslationTrainConfig().to_dict() | header["train"]  # a key added since the run: its default
+        changed = [key for key in _RESUME_KEYS if before[key] != cfg.to_dict()[key]]
         if changed:
             raise ConfigError(f"{ckpt_path} was trained with other settings ({', '.join(changed)}); cannot resume")
     features, feature_source = None, None
@@ -195,7 +201,7 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
     if CONTENT_DOMAIN in data.cultures:
         raise ConfigError(f"a culture may not be called {CONTENT_DOMAIN!r}: that is the content images' domain")
     mcfg = TranslationConfig(
-        (*data.cultures, CONTENT_DOMAIN), cfg.resolution, cfg.g_channels, cfg.d_channels, cfg.res_blocks
+        (*data.cultures, CONTENT_DOMAIN), cfg.resolution, cfg.g_channels, cfg.d_channels, cfg.res_blocks, cfg.upsample
     )
     k = len(mcfg.domains)
     content_images = torch.stack([torch.from_numpy(c.rgb.copy()).permute(2, 0, 1) for c in contents])
@@ -208,7 +214,11 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
     start = 0
     if resume_from is not None:
         header, tensors = resume_from
-        if header.get("model") != mcfg.to_dict():
+        try:
+            same_model = TranslationConfig(**header["model"]) == mcfg  # a key added since the run: its default
+        except (TypeError, ValueError):
+            same_model = False
+        if not same_model:
             raise ConfigError(f"{ckpt_path} was trained with another model config; cannot resume")
         g.load_state_dict(_submodule_state("g", tensors))
         d.load_state_dict(_submodule_state("d", tensors))

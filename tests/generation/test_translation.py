@@ -11,6 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
+from safetensors.torch import save_file
 
 from culturelab.generation.checkpoint import DEFAULT_CHECKPOINT
 from culturelab.generation.translation import (
@@ -25,8 +26,14 @@ from culturelab.generation.translation import (
     random_targets,
     relative_content_loss,
     translation_update,
+    upsampling,
 )
-from culturelab.generation.translation_train import TranslationTrainConfig, read_translation, train_translation
+from culturelab.generation.translation_train import (
+    TranslationTrainConfig,
+    load_translator,
+    read_translation,
+    train_translation,
+)
 from culturelab.generation.vgg import load_features
 from culturelab.platform.cli import main
 from culturelab.platform.stimuli import Manifest
@@ -73,6 +80,23 @@ def test_g_restyles_to_the_domain_it_is_given_and_d_has_two_heads():
     assert (to_girih - to_kente).abs().mean() > 1e-3
     adv, cls = d(x)
     assert adv.shape == (2, 16) and cls.shape == (2, 3)  # 4x4 real/fake patches; one logit per domain
+
+
+def test_resize_upsampling_leaves_no_checkerboard_where_the_transposed_one_does():
+    torch.manual_seed(0)
+    flat = torch.ones(1, 4, 8, 8)  # a flat input: any pattern in the output is the layer's own
+    with torch.no_grad():
+        transposed = upsampling(4, 2, "transpose")(flat)[..., 2:-2, 2:-2]
+        resized = upsampling(4, 2, "resize")(flat)[..., 2:-2, 2:-2]
+    assert transposed.shape == resized.shape == (1, 2, 12, 12)
+    assert (transposed.std((-2, -1)) > 1e-3).all()  # each parity its own quarter of the kernel: a checkerboard
+    assert torch.allclose(transposed, transposed[..., :2, :2].repeat(1, 1, 6, 6), atol=1e-6)
+    assert (resized.std((-2, -1)) < 1e-6).all()
+    g = TranslationGenerator(TranslationConfig(TINY.domains, 32, 4, 4, 1, upsample="resize"))
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in g.modules())
+    assert g(torch.zeros(2, 3, 32, 32), one_hot(torch.tensor([0, 1]), 3)).shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match="upsample 'bicubic' is not one of transpose, resize"):
+        TranslationConfig(TINY.domains, upsample="bicubic")
 
 
 def test_adversarial_losses_are_section_4_3_by_hand():
@@ -262,10 +286,26 @@ def test_resume_with_other_settings_is_refused(translator, tmp_path):
         *TINY_TRAIN[6:],
     )
     one_line_error(result, "other settings (batch_size)")
+    resume = ("train-translation", "--out", run_dir, "--steps", 3, "--resume", *TINY_TRAIN)
+    one_line_error(run(*resume, "--features", "imagenet"), "other settings (features)")
+    one_line_error(run(*resume, "--upsample", "resize"), "other settings (upsample)")
     odd = run(
         "train-translation", "--out", tmp_path / "r", "--steps", 1, *TINY_TRAIN[:4], "--batch-size", 5, *TINY_TRAIN[6:]
     )
     one_line_error(odd, "must be even")
+
+
+def test_a_run_from_before_the_upsample_and_features_options_still_loads_and_resumes(tmp_path):
+    torch.set_num_threads(1)
+    first = train_translation(_tiny_train(tmp_path / "old", 2), progress=False)
+    for path in (first, tmp_path / "old" / "checkpoint.safetensors"):  # as such runs were written
+        header, tensors = read_translation(path)
+        del header["model"]["upsample"], header["train"]["upsample"], header["train"]["features"]
+        save_file(tensors, str(path), metadata={"culturelab": json.dumps(header)})
+    g, _ = load_translator(first)
+    assert g.config.upsample == "transpose"
+    resumed = train_translation(_tiny_train(tmp_path / "old", 3, resume=True), progress=False)
+    assert read_translation(resumed)[0]["step"] == 3
 
 
 def test_train_translation_with_the_content_term_records_its_features(tmp_path):
