@@ -20,12 +20,13 @@ PER_CULTURE=${PER_CULTURE:-500}
 EVAL_PER_CULTURE=${EVAL_PER_CULTURE:-200}
 BATCH=${BATCH:-16}
 LAMBDA_CONTENT=${LAMBDA_CONTENT:-10}
+UPSAMPLE=${UPSAMPLE:-transpose}       # or resize (no checkerboard)
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 
 source benchmarks/generation_path.sh
 work=$(mktemp -d)
-export OUT DEVICE BUDGET_MIN RESOLUTION PER_CULTURE EVAL_PER_CULTURE BATCH LAMBDA_CONTENT work
+export OUT DEVICE BUDGET_MIN RESOLUTION PER_CULTURE EVAL_PER_CULTURE BATCH LAMBDA_CONTENT UPSAMPLE work
 echo "gpu_translation.sh $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 t0=$(date +%s)
 
@@ -40,6 +41,7 @@ if e["DEVICE"] == "cuda":
 cfg = TranslationTrainConfig(
     out=f"{e['work']}/run", resolution=int(e["RESOLUTION"]), per_culture=int(e["PER_CULTURE"]),
     batch_size=int(e["BATCH"]), lambda_content=float(e["LAMBDA_CONTENT"]), steps=10**7,
+    upsample=e["UPSAMPLE"],
     max_minutes=float(e["BUDGET_MIN"]), checkpoint_every=2000, log_every=100, device=e["DEVICE"],
 )
 train_translation(cfg, progress=False)
