@@ -61,7 +61,7 @@ class Question(Strict):
     pairs: Literal["cultures", "same_content"] = "cultures"
 
     @model_validator(mode="after")
-    def _default_scale(self) -> Question:
+    def _scale_and_pairs_fit_the_kind(self) -> Question:
         if self.kind == "likert" and self.scale is None:
             raise ValueError("a likert question needs a scale, e.g. {min: 1, max: 7}")
         if self.kind == "slider" and self.scale is not None and (self.scale.min, self.scale.max) != (0, 100):
