@@ -214,12 +214,9 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
     start = 0
     if resume_from is not None:
         header, tensors = resume_from
-        try:
-            same_model = TranslationConfig(**header["model"]) == mcfg  # a key added since the run: its default
-        except (TypeError, ValueError):
-            same_model = False
-        if not same_model:
-            raise ConfigError(f"{ckpt_path} was trained with another model config; cannot resume")
+        if tuple(header["model"]["domains"]) != mcfg.domains:
+            trained = ", ".join(header["model"]["domains"])
+            raise ConfigError(f"{ckpt_path} was trained on other domains ({trained}); cannot resume")
         g.load_state_dict(_submodule_state("g", tensors))
         d.load_state_dict(_submodule_state("d", tensors))
         _load_optimizer("opt_g", opt_g, tensors, header["param_groups"]["opt_g"])

@@ -295,6 +295,20 @@ def test_resume_with_other_settings_is_refused(translator, tmp_path):
     one_line_error(odd, "must be even")
 
 
+def test_resume_after_the_image_folder_gained_a_culture_is_refused(tmp_path):
+    for culture, colour in (("red", "#c00"), ("blue", "#00c")):
+        (tmp_path / "data" / culture).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (40, 40), colour).save(tmp_path / "data" / culture / f"{i}.png")
+    args = ("train-translation", "--out", tmp_path / "r", "--data", tmp_path / "data", "--steps")
+    assert run(*args, 1, *TINY_TRAIN).exit_code == 0
+    (tmp_path / "data" / "green").mkdir()
+    for i in range(4):
+        Image.new("RGB", (40, 40), "#0c0").save(tmp_path / "data" / "green" / f"{i}.png")
+    refused = run(*args, 2, "--resume", *TINY_TRAIN)  # found once the images are read: after their progress bar
+    assert refused.exit_code == 2 and "trained on other domains (blue, red, content)" in refused.output.splitlines()[-1]
+
+
 def test_a_run_from_before_the_upsample_and_features_options_still_loads_and_resumes(tmp_path):
     torch.set_num_threads(1)
     first = train_translation(_tiny_train(tmp_path / "old", 2), progress=False)
