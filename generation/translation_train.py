@@ -185,7 +185,8 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
         if header.get("kind") != "training":
             raise ConfigError(f"{ckpt_path} holds only a generator; --resume needs a training checkpoint")
         before = TranslationTrainConfig().to_dict() | header["train"]  # a key added since the run: its default
-        changed = [key for key in _RESUME_KEYS if before[key] != cfg.to_dict()[key]]
+        now = cfg.to_dict()
+        changed = [key for key in _RESUME_KEYS if before[key] != now[key]]
         if changed:
             raise ConfigError(f"{ckpt_path} was trained with other settings ({', '.join(changed)}); cannot resume")
     features, feature_source = None, None

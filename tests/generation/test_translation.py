@@ -296,15 +296,16 @@ def test_resume_with_other_settings_is_refused(translator, tmp_path):
 
 
 def test_resume_after_the_image_folder_gained_a_culture_is_refused(tmp_path):
-    for culture, colour in (("red", "#c00"), ("blue", "#00c")):
+    def add_culture(culture, colour):
         (tmp_path / "data" / culture).mkdir(parents=True)
         for i in range(4):
             Image.new("RGB", (40, 40), colour).save(tmp_path / "data" / culture / f"{i}.png")
+
+    add_culture("red", "#c00")
+    add_culture("blue", "#00c")
     args = ("train-translation", "--out", tmp_path / "r", "--data", tmp_path / "data", "--steps")
     assert run(*args, 1, *TINY_TRAIN).exit_code == 0
-    (tmp_path / "data" / "green").mkdir()
-    for i in range(4):
-        Image.new("RGB", (40, 40), "#0c0").save(tmp_path / "data" / "green" / f"{i}.png")
+    add_culture("green", "#0c0")
     refused = run(*args, 2, "--resume", *TINY_TRAIN)  # found once the images are read: after their progress bar
     assert refused.exit_code == 2 and "trained on other domains (blue, red, content)" in refused.output.splitlines()[-1]
 
