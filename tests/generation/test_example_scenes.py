@@ -74,6 +74,9 @@ def test_the_scenes_set_is_every_built_in_scene_in_every_culture_at_256_px():
 
 
 @pytest.mark.slow
+# Five 256-px pairs, 240 L-BFGS steps over a 4-level pyramid: over 10 minutes on a 2-core AMD EPYC without
+# AVX-512 while the other xdist worker runs (CI's `--timeout 600` cut it on 2026-11-28).
+@pytest.mark.timeout(1800)
 def test_the_first_batch_of_the_scenes_set_is_made_again_by_the_documented_command(tmp_path, monkeypatch):
     """The documented command restricted to the boat: the same five pairs in one batch, as in the full run.
 
