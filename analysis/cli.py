@@ -17,9 +17,10 @@ from culturelab.analysis.exclusions import ExclusionConfigError, ExclusionRules
 from culturelab.analysis.load import DataPackageError
 
 
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(2)
+class BadInput(click.ClickException):
+    """One line, ``Error: ...``, exit code 2 (as the generate and platform commands report it)."""
+
+    exit_code = 2
 
 
 def _ints(text: str) -> list[int]:
@@ -60,12 +61,12 @@ def analyze(export_dir: Path, out: Path, exclusions: Path | None, clmm_max_respo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if out.exists() and not out.is_dir():
-        _fail(f"--out {out} exists and is not a folder")
+        raise BadInput(f"--out {out} exists and is not a folder")
     try:
         rules = ExclusionRules.from_file(exclusions) if exclusions else ExclusionRules()
         pkg = load_package(export_dir)
     except (DataPackageError, ExclusionConfigError) as exc:
-        _fail(str(exc))
+        raise BadInput(str(exc)) from exc
     opts = AnalysisOptions(clmm_max_responses=clmm_max_responses, seed=seed)
     with tqdm(total=steps(pkg), desc="analysis", unit="step") as bar:
         def tick(step: str) -> None:
@@ -146,7 +147,7 @@ def power(study: Path | None, participants_per_group: str, stimuli_per_culture: 
         try:
             base, questions, per_culture = study_plan(study)
         except StudyFileError as exc:
-            _fail(str(exc))
+            raise BadInput(str(exc)) from exc
         sizes = sizes or [per_culture or 8]
         if trials:
             questions = [replace(q, trials=trials) for q in questions]
@@ -198,9 +199,9 @@ def simulate_data(out: Path, fmt: str, participants_per_group: int, stimuli_per_
     from culturelab.analysis.simulate import SimulationOptions, simulate, write_package
 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        _fail(f"--out {out} exists and is not an empty folder")
+        raise BadInput(f"--out {out} exists and is not an empty folder")
     if likert_trials + slider_trials + choice_trials == 0:
-        _fail("give at least one of --likert-trials, --slider-trials, --choice-trials")
+        raise BadInput("give at least one of --likert-trials, --slider-trials, --choice-trials")
     opts = SimulationOptions(participants_per_group=participants_per_group, stimuli_per_culture=stimuli_per_culture,
                              likert_trials=likert_trials, slider_trials=slider_trials, choice_trials=choice_trials,
                              ingroup_d=ingroup_d, careless_fraction=careless_fraction, unowned=_unowned(unowned),
