@@ -151,7 +151,7 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
 @click.option("--compile/--no-compile", "compile_", default=False, help="torch.compile the update steps.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.safetensors if it exists.")
 def train_command(**options) -> None:
-    """Train the culture-conditioned GAN (under torchrun: python -m culturelab.generation.train)."""
+    """Train the culture-conditioned GAN (under torchrun: python -m culturelab.generation train)."""
     from culturelab.generation.train import ConfigError, train
 
     _setup_logging()

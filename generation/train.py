@@ -1,7 +1,7 @@
 """Train the culture-conditioned GAN (research design §3.5, §4.4).
 
 One process: ``culturelab generate train --data motifs --out runs/cgan``. Several (DDP), one per GPU or
-CPU process: ``torchrun --nproc_per_node N -m culturelab.generation.train --data motifs --out runs/cgan``.
+CPU process: ``torchrun --nproc_per_node N -m culturelab.generation train --data motifs --out runs/cgan``.
 Under DDP every rank draws the same global batch from the same RNG and trains on its own slice, so
 the RNG state in a checkpoint is the same on every rank and ``--resume`` continues exactly.
 
@@ -466,9 +466,3 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
         dist.barrier()
         dist.destroy_process_group()
     return generator_path
-
-
-if __name__ == "__main__":  # torchrun --nproc_per_node N -m culturelab.generation.train ...
-    from culturelab.generation.cli import train_command
-
-    train_command(prog_name="python -m culturelab.generation.train")
