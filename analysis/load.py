@@ -94,6 +94,11 @@ def _row(i: int, fmt: str) -> int:
     return i + 2 if fmt == "csv" else i + 1
 
 
+def _first(mask: pd.Series) -> int:
+    """Position of the first True in ``mask``: the row that a refusal names."""
+    return int(np.flatnonzero(mask.to_numpy())[0])
+
+
 def _read_table(path: Path, fmt: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataPackageError(f"{path.name}: file not found (named in datapackage.json)")
@@ -128,14 +133,14 @@ def _parse_column(values: pd.Series, kind: str, nullable: bool, where, free_text
     text = values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip())
     empty = text == ""
     if not nullable and empty.any():
-        raise DataPackageError(f"{where(int(np.flatnonzero(empty.to_numpy())[0]))}: value is missing")
+        raise DataPackageError(f"{where(_first(empty))}: value is missing")
     if kind == "string":
         return text
     if kind == "integer":
         num = pd.to_numeric(text.where(~empty), errors="coerce")
         bad = ~empty & (num.isna() | (num.fillna(0) % 1 != 0))
         if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
+            i = _first(bad)
             raise DataPackageError(f"{where(i)}: {text.iloc[i]!r} is not an integer")
         return num.astype("Int64")
     if kind == "boolean":
@@ -143,14 +148,14 @@ def _parse_column(values: pd.Series, kind: str, nullable: bool, where, free_text
         ok = {"true": True, "false": False, "1": True, "0": False}
         bad = ~empty & ~lowered.isin(list(ok))
         if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
+            i = _first(bad)
             raise DataPackageError(f"{where(i)}: {text.iloc[i]!r} is not true/false")
         return lowered.map(ok).astype("boolean")
     if kind == "datetime":
         parsed = pd.to_datetime(text.where(~empty), errors="coerce", utc=True, format="ISO8601")
         bad = ~empty & parsed.isna()
         if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
+            i = _first(bad)
             raise DataPackageError(f"{where(i)}: {text.iloc[i]!r} is not an ISO 8601 date-time")
         return parsed
     raise AssertionError(kind)
@@ -205,8 +210,8 @@ def _where(df: pd.DataFrame, i: int, col: str) -> str:
 def _check_unique(df: pd.DataFrame, col: str) -> None:
     dup = df[col].duplicated(keep="first")
     if dup.any():
-        i = int(np.flatnonzero(dup.to_numpy())[0])
-        first = int(np.flatnonzero((df[col] == df[col].iloc[i]).to_numpy())[0])
+        i = _first(dup)
+        first = _first(df[col] == df[col].iloc[i])
         raise DataPackageError(
             f"{_where(df, i, col)}: duplicate {col} {df[col].iloc[i]!r} "
             f"(first at row {_row(first, df.attrs['format'])})"
@@ -216,7 +221,7 @@ def _check_unique(df: pd.DataFrame, col: str) -> None:
 def _check_foreign_key(df: pd.DataFrame, col: str, ref: pd.DataFrame, ref_col: str) -> None:
     bad = (df[col] != "") & ~df[col].isin(set(ref[ref_col]))
     if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
+        i = _first(bad)
         raise DataPackageError(f"{_where(df, i, col)}: {df[col].iloc[i]!r} is not a {ref_col} in {ref.attrs['file']}")
 
 
@@ -270,39 +275,39 @@ def _check_responses(pkg_responses: pd.DataFrame, design: Design, participants: 
     r = pkg_responses
     bad_kind = ~r["trial_kind"].isin(TRIAL_KINDS)
     if bad_kind.any():
-        i = int(np.flatnonzero(bad_kind.to_numpy())[0])
+        i = _first(bad_kind)
         raise DataPackageError(f"{_where(r, i, 'trial_kind')}: {r['trial_kind'].iloc[i]!r} is not one of {TRIAL_KINDS}")
     rated = r["trial_kind"] != "attention"
     for col in ("question_id", "stimulus_id"):
         missing = rated & (r[col] == "")
         if missing.any():
-            raise DataPackageError(f"{_where(r, int(np.flatnonzero(missing.to_numpy())[0]), col)}: value is missing")
+            raise DataPackageError(f"{_where(r, _first(missing), col)}: value is missing")
     missing_b = (r["trial_kind"] == "choice") & (r["stimulus_id_b"] == "")
     if missing_b.any():
-        raise DataPackageError(f"{_where(r, int(np.flatnonzero(missing_b.to_numpy())[0]), 'stimulus_id_b')}: "
+        raise DataPackageError(f"{_where(r, _first(missing_b), 'stimulus_id_b')}: "
                                "a choice trial needs the right-hand image")
     unknown = rated & ~r["question_id"].isin(list(design.questions))
     if unknown.any():
-        i = int(np.flatnonzero(unknown.to_numpy())[0])
+        i = _first(unknown)
         raise DataPackageError(f"{_where(r, i, 'question_id')}: {r['question_id'].iloc[i]!r} is not a question of "
                                "the study (datapackage.json culturelab.questions)")
     kinds = r["question_id"].map(lambda q: design.questions.get(q, {}).get("kind", ""))
     mismatch = rated & (kinds != r["trial_kind"])
     if mismatch.any():
-        i = int(np.flatnonzero(mismatch.to_numpy())[0])
+        i = _first(mismatch)
         raise DataPackageError(f"{_where(r, i, 'trial_kind')}: {r['trial_kind'].iloc[i]!r} but question "
                                f"{r['question_id'].iloc[i]!r} is {kinds.iloc[i]!r}")
     num = pd.to_numeric(r["value"].where(rated & (r["value"] != "")), errors="coerce")
     not_number = rated & (r["value"] != "") & num.isna()
     if not_number.any():
-        i = int(np.flatnonzero(not_number.to_numpy())[0])
+        i = _first(not_number)
         raise DataPackageError(f"{_where(r, i, 'value')}: {r['value'].iloc[i]!r} is not a number")
     lo = r["question_id"].map(lambda q: design.questions.get(q, {}).get("scale", {}).get("min", np.nan))
     hi = r["question_id"].map(lambda q: design.questions.get(q, {}).get("scale", {}).get("max", np.nan))
     out_of_range = rated & num.notna() & ((num < lo) | (num > hi))
     out_of_range |= rated & num.notna() & r["trial_kind"].isin(["likert", "choice"]) & (num % 1 != 0)
     if out_of_range.any():
-        i = int(np.flatnonzero(out_of_range.to_numpy())[0])
+        i = _first(out_of_range)
         raise DataPackageError(f"{_where(r, i, 'value')}: {r['value'].iloc[i]!r} is outside question "
                                f"{r['question_id'].iloc[i]!r} scale {lo.iloc[i]:g}..{hi.iloc[i]:g}")
     r["value_num"] = num.astype(float)
@@ -337,19 +342,19 @@ def load_package(root: str | Path) -> Package:
     _check_foreign_key(responses, "stimulus_id_b", stimuli, "stimulus_id")
     bad_status = ~participants["status"].isin(STATUSES)
     if bad_status.any():
-        i = int(np.flatnonzero(bad_status.to_numpy())[0])
+        i = _first(bad_status)
         raise DataPackageError(f"{_where(participants, i, 'status')}: {participants['status'].iloc[i]!r} "
                                f"is not one of {STATUSES}")
     design = _design(desc.get("culturelab"), participants, stimuli, responses)
     group_ids = {g["id"] for g in design.culture_groups}
     unknown = (participants["culture_group"] != "") & ~participants["culture_group"].isin(group_ids)
     if unknown.any():
-        i = int(np.flatnonzero(unknown.to_numpy())[0])
+        i = _first(unknown)
         raise DataPackageError(f"{_where(participants, i, 'culture_group')}: unknown culture group "
                                f"{participants['culture_group'].iloc[i]!r} (study has {sorted(group_ids)})")
     no_group = (participants["culture_group"] == "") & (participants["status"] == "completed")
     if no_group.any():
-        raise DataPackageError(f"{_where(participants, int(np.flatnonzero(no_group.to_numpy())[0]), 'culture_group')}: "
+        raise DataPackageError(f"{_where(participants, _first(no_group), 'culture_group')}: "
                                "a completed participant has no culture group")
     dropped = _check_responses(responses, design, participants)
     log.info("loaded %s: %d participants, %d stimuli, %d responses", root, len(participants), len(stimuli),
