@@ -303,16 +303,10 @@ def _setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
     return dist.get_rank(), world, device
 
 
-def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True) -> Path:
-    """Train (or resume) a run in ``cfg.out``; returns the path of the exported generator checkpoint."""
-    device = resolve_device(cfg.device)
-    rank, world, device = _setup_distributed(device)
-    if cfg.batch_size % (4 * world):
-        # D's minibatch-std groups are 4 consecutive samples (cgan.minibatch_std)
-        raise ConfigError(f"batch size {cfg.batch_size} must be a multiple of 4 x {world} process(es)")
-    out = Path(cfg.out)
-    ckpt_path = out / "checkpoint.safetensors"
-    # Everything that can be checked is checked before the data are rendered or decoded.
+def _check_before_data(cfg: TrainConfig, built_in: bool) -> tuple[str, ...]:
+    """Every setting that can be checked before the data are rendered or decoded; returns the DiffAugment policy.
+
+    ``built_in``: the data are the motifs, made here (so their cultures and counts are known already)."""
     supported = ARCH_RESOLUTIONS.get(cfg.arch)
     if supported is None:
         raise ConfigError(f"--arch {cfg.arch} is not one of {', '.join(ARCH_RESOLUTIONS)}")
@@ -323,10 +317,39 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
         policy = parse_policy(cfg.diffaug)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    if cfg.culture_vectors:  # check the file before spending time on the data
-        read_culture_vectors(cfg.culture_vectors, list(CULTURES) if cfg.data == "motifs" and data is None else None)
-    if cfg.data == "motifs" and data is None:
+    if cfg.culture_vectors:
+        read_culture_vectors(cfg.culture_vectors, list(CULTURES) if built_in else None)
+    if built_in:
         check_enough_images({c: cfg.per_culture for c in CULTURES}, cfg.resolution, "--per-culture")
+    return policy
+
+
+def _check_resumable(ckpt_path: Path, cfg: TrainConfig, mcfg: CGANConfig) -> None:
+    """Refuse to resume a run made with another model or other training settings (naming them)."""
+    header = checkpoint.read(ckpt_path)[0]
+    if header.get("model") != mcfg.to_dict():
+        raise ConfigError(f"{ckpt_path} was trained with another model config; cannot resume")
+    recorded = header.get("train", {})
+    if recorded.get("data") not in (None, "motifs"):  # a folder, recorded relative to the checkpoint
+        recorded = recorded | {"data": checkpoint.resolve_setting(recorded["data"], ckpt_path.parent)}
+    wanted = {key: getattr(cfg, key) for key in _RESUME_KEYS}
+    if wanted["data"] != "motifs":
+        wanted["data"] = str(Path(cfg.data).resolve())
+    changed = [key for key in _RESUME_KEYS if recorded.get(key) != wanted[key]]
+    if changed:
+        raise ConfigError(f"{ckpt_path} was trained with other settings ({', '.join(changed)}); cannot resume")
+
+
+def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True) -> Path:
+    """Train (or resume) a run in ``cfg.out``; returns the path of the exported generator checkpoint."""
+    device = resolve_device(cfg.device)
+    rank, world, device = _setup_distributed(device)
+    if cfg.batch_size % (4 * world):
+        # D's minibatch-std groups are 4 consecutive samples (cgan.minibatch_std)
+        raise ConfigError(f"batch size {cfg.batch_size} must be a multiple of 4 x {world} process(es)")
+    out = Path(cfg.out)
+    ckpt_path = out / "checkpoint.safetensors"
+    policy = _check_before_data(cfg, built_in=cfg.data == "motifs" and data is None)
     if data is None:
         data = load_data(cfg.data, cfg.resolution, cfg.per_culture, cfg.data_seed, progress and rank == 0)
     if data.resolution != cfg.resolution:
@@ -347,18 +370,7 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
     rng = torch.Generator().manual_seed(cfg.seed + 1)  # batches and noise, on the CPU: device-independent
     start = 0
     if cfg.resume and ckpt_path.exists():
-        header = checkpoint.read(ckpt_path)[0]
-        if header.get("model") != mcfg.to_dict():
-            raise ConfigError(f"{ckpt_path} was trained with another model config; cannot resume")
-        recorded = header.get("train", {})
-        if recorded.get("data") not in (None, "motifs"):  # a folder, recorded relative to the checkpoint
-            recorded = recorded | {"data": checkpoint.resolve_setting(recorded["data"], ckpt_path.parent)}
-        wanted = {key: getattr(cfg, key) for key in _RESUME_KEYS}
-        if wanted["data"] != "motifs":
-            wanted["data"] = str(Path(cfg.data).resolve())
-        changed = [key for key in _RESUME_KEYS if recorded.get(key) != wanted[key]]
-        if changed:
-            raise ConfigError(f"{ckpt_path} was trained with other settings ({', '.join(changed)}); cannot resume")
+        _check_resumable(ckpt_path, cfg, mcfg)
         start = checkpoint.load_training(ckpt_path, g=g, d=d, g_ema=g_ema, opt_g=opt_g, opt_d=opt_d, rng=rng)["step"]
         log.info("resuming %s at step %d", out, start)
 
