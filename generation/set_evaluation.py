@@ -37,18 +37,16 @@ from skimage.metrics import structural_similarity
 from culturelab.generation.checkpoint import PACKAGED
 from culturelab.generation.content_grid import GridInputError, load_contents
 from culturelab.generation.content_images import BUILTIN_CONTENT_DIR
-from culturelab.generation.data import ImageSet
-from culturelab.generation.evaluate import (
+from culturelab.generation.culture_classifier import (
     CultureClassifier,
-    EvaluationError,
     classifier_features,
     classifier_file_name,
-    kid,
     load_or_train_classifier,
     load_real_images,
-    mean_pairwise_distance,
     real_images_key,
 )
+from culturelab.generation.data import ImageSet
+from culturelab.generation.evaluate import EvaluationError, kid, mean_pairwise_distance
 from culturelab.generation.motifs import CULTURES
 from culturelab.generation.vgg import load_features
 

@@ -17,9 +17,10 @@ from safetensors.torch import load_file
 
 from culturelab.generation import checkpoint
 from culturelab.generation.cgan import CGANConfig, one_hot
+from culturelab.generation.culture_classifier import CultureClassifier
 from culturelab.generation.data import DatasetError, motif_images
 from culturelab.generation.diffaugment import diff_augment, parse_policy
-from culturelab.generation.evaluate import CultureClassifier, evaluate
+from culturelab.generation.evaluate import evaluate
 from culturelab.generation.models import make_discriminator, make_generator
 from culturelab.generation.sample import Condition, generate, native_bf16, png_bytes, write_stimulus_set
 from culturelab.generation.train import ConfigError, train
