@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +64,44 @@ def _load_optimizer(
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+def module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state as checkpoint tensors named ``prefix.<key>``."""
     return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
 
-def _submodule_state(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def module_state(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state dict stored under ``prefix`` (inverse of ``module_tensors``)."""
     return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+@dataclass
+class TrainingState:
+    """What ``--resume`` restores, by the names it is stored under: the networks (``g``, ``d``, ...), their
+    optimisers (``opt_g``, ...) and the RNG that draws batches and noise. The cGAN and the translation GAN
+    both keep theirs in one of these."""
+
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    rng: torch.Generator
+
+    def tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, list]]:
+        """All of it as checkpoint tensors, and the optimisers' parameter groups (which go in the header)."""
+        tensors: dict[str, torch.Tensor] = {}
+        for name, module in self.modules.items():
+            tensors |= module_tensors(name, module)
+        groups = {}
+        for name, optimizer in self.optimizers.items():
+            moments, groups[name] = _optimizer_tensors(name, optimizer)
+            tensors |= moments
+        return tensors | {"rng": self.rng.get_state()}, groups
+
+    def restore(self, tensors: dict[str, torch.Tensor], groups: dict[str, list]) -> None:
+        """Load what ``tensors`` (and the header's ``groups``) hold, in place."""
+        for name, module in self.modules.items():
+            module.load_state_dict(module_state(name, tensors))
+        for name, optimizer in self.optimizers.items():
+            _load_optimizer(name, optimizer, tensors, groups[name])
+        self.rng.set_state(tensors["rng"])
 
 
 # Training settings that name files or folders; a checkpoint records them relative to its own folder, so a
@@ -93,7 +126,7 @@ def resolve_setting(value: str | None, folder: Path) -> str | None:
     return str((Path(folder) / value).resolve())
 
 
-def _write(path: Path, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> None:
+def write(path: Path, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(tensors, str(tmp), metadata={"culturelab": json.dumps(header, sort_keys=True)})
@@ -101,39 +134,24 @@ def _write(path: Path, tensors: dict[str, torch.Tensor], header: dict[str, Any])
     path.with_suffix(".json").write_text(json.dumps(header, indent=2, sort_keys=True) + "\n")
 
 
-def save_training(
-    path: Path,
-    *,
-    model_config: CGANConfig,
-    train_config: dict,
-    step: int,
-    g: nn.Module,
-    d: nn.Module,
-    g_ema: nn.Module,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-    rng: torch.Generator,
-) -> None:
-    tensors = {**_module_tensors("g", g), **_module_tensors("d", d), **_module_tensors("g_ema", g_ema)}
-    og, groups_g = _optimizer_tensors("opt_g", opt_g)
-    od, groups_d = _optimizer_tensors("opt_d", opt_d)
-    tensors |= og | od | {"rng": rng.get_state()}
+def save_training(path: Path, state: TrainingState, *, model_config: CGANConfig, train_config: dict, step: int) -> None:
+    tensors, groups = state.tensors()
     header = {
         "format": FORMAT,
         "kind": "training",
         "model": model_config.to_dict(),
         "train": portable_paths(train_config, path.parent),
         "step": step,
-        "param_groups": {"opt_g": groups_g, "opt_d": groups_d},
+        "param_groups": groups,
     }
-    _write(path, tensors, header)
+    write(path, tensors, header)
 
 
 def save_generator(path: Path, model_config: CGANConfig, g_ema: nn.Module, extra: dict | None = None) -> None:
     header = {"format": FORMAT, "kind": "generator", "model": model_config.to_dict(), **(extra or {})}
     if "train" in header:
         header["train"] = portable_paths(header["train"], path.parent)
-    _write(path, _module_tensors("g_ema", g_ema), header)
+    write(path, module_tensors("g_ema", g_ema), header)
 
 
 def read(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -166,30 +184,16 @@ def load_generator(
     try:
         config = CGANConfig(**header["model"])
         g = make_generator(config)
-        g.load_state_dict(_submodule_state(weights, tensors))
+        g.load_state_dict(module_state(weights, tensors))
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path} does not match this generator: {exc}") from exc
     return g.to(device).eval(), header
 
 
-def load_training(
-    path: Path,
-    *,
-    g: nn.Module,
-    d: nn.Module,
-    g_ema: nn.Module,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-    rng: torch.Generator,
-) -> dict[str, Any]:
-    """Restore a training checkpoint in place; returns its header (``step`` is where to continue)."""
+def load_training(path: Path, state: TrainingState) -> dict[str, Any]:
+    """Restore a training checkpoint into ``state``; returns its header (``step`` is where to continue)."""
     header, tensors = read(path)
     if header.get("kind") != "training":
         raise CheckpointError(f"checkpoint {path} holds only a generator; --resume needs a training checkpoint")
-    g.load_state_dict(_submodule_state("g", tensors))
-    d.load_state_dict(_submodule_state("d", tensors))
-    g_ema.load_state_dict(_submodule_state("g_ema", tensors))
-    _load_optimizer("opt_g", opt_g, tensors, header["param_groups"]["opt_g"])
-    _load_optimizer("opt_d", opt_d, tensors, header["param_groups"]["opt_d"])
-    rng.set_state(tensors["rng"])
+    state.restore(tensors, header["param_groups"])
     return header

@@ -368,10 +368,11 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     rng = torch.Generator().manual_seed(cfg.seed + 1)  # batches and noise, on the CPU: device-independent
+    state = checkpoint.TrainingState({"g": g, "d": d, "g_ema": g_ema}, {"opt_g": opt_g, "opt_d": opt_d}, rng)
     start = 0
     if cfg.resume and ckpt_path.exists():
         _check_resumable(ckpt_path, cfg, mcfg)
-        start = checkpoint.load_training(ckpt_path, g=g, d=d, g_ema=g_ema, opt_g=opt_g, opt_d=opt_d, rng=rng)["step"]
+        start = checkpoint.load_training(ckpt_path, state)["step"]
         log.info("resuming %s at step %d", out, start)
 
     g_step, d_step = g, d  # the modules the update steps call; DDP wrappers under torchrun
@@ -452,18 +453,7 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
         if grid_now:
             save_grid(exported, mcfg, out / "samples" / f"step-{done:06d}.png")
         if save_now:
-            checkpoint.save_training(
-                ckpt_path,
-                model_config=mcfg,
-                train_config=train_dict,
-                step=done,
-                g=g,
-                d=d,
-                g_ema=g_ema,
-                opt_g=opt_g,
-                opt_d=opt_d,
-                rng=rng,
-            )
+            checkpoint.save_training(ckpt_path, state, model_config=mcfg, train_config=train_dict, step=done)
             checkpoint.save_generator(generator_path, mcfg, exported, {"train": train_dict, "step": done})
             last_save = time.perf_counter()
         if done == last_step:

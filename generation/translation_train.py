@@ -26,14 +26,7 @@ from safetensors.torch import load_file
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from culturelab.generation.checkpoint import (
-    CheckpointError,
-    _load_optimizer,
-    _module_tensors,
-    _optimizer_tensors,
-    _submodule_state,
-    _write,
-)
+from culturelab.generation.checkpoint import CheckpointError, TrainingState, module_state, module_tensors, write
 from culturelab.generation.content_grid import load_contents
 from culturelab.generation.content_images import BUILTIN_CONTENT_DIR
 from culturelab.generation.data import load_data, to_unit_range
@@ -112,16 +105,16 @@ def content_crops(images: torch.Tensor, n: int, resolution: int, rng: torch.Gene
     return torch.cat(out).div_(127.5).sub_(1.0)
 
 
-def save_translation(path: Path, kind: str, cfg: TranslationConfig, g, extra: dict[str, Any], **training) -> None:
-    """``kind`` ``generator`` (G only) or ``training`` (also D, both optimisers, the RNG: ``training`` kwargs)."""
-    tensors = _module_tensors("g", g)
-    header = {"format": FORMAT, "kind": kind, "model": cfg.to_dict(), **extra}
-    if kind == "training":
-        og, groups_g = _optimizer_tensors("opt_g", training["opt_g"])
-        od, groups_d = _optimizer_tensors("opt_d", training["opt_d"])
-        tensors |= _module_tensors("d", training["d"]) | og | od | {"rng": training["rng"].get_state()}
-        header["param_groups"] = {"opt_g": groups_g, "opt_d": groups_d}
-    _write(path, tensors, header)
+def save_translation(
+    path: Path, cfg: TranslationConfig, g, extra: dict[str, Any], training: TrainingState | None = None
+) -> None:
+    """G alone (kind ``generator``), or with ``training`` everything --resume needs (kind ``training``)."""
+    if training is None:
+        tensors, header = module_tensors("g", g), {"kind": "generator"}
+    else:
+        tensors, groups = training.tensors()
+        header = {"kind": "training", "param_groups": groups}
+    write(path, tensors, {"format": FORMAT, **header, "model": cfg.to_dict(), **extra})
 
 
 def read_translation(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -148,7 +141,7 @@ def load_translator(path: Path, device: torch.device | str = "cpu") -> tuple[Tra
     header, tensors = read_translation(path)
     try:
         g = TranslationGenerator(TranslationConfig(**header["model"]))
-        g.load_state_dict(_submodule_state("g", tensors))
+        g.load_state_dict(module_state("g", tensors))
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {path} does not match this translation model: {exc}") from exc
     return g.to(device).eval(), header
@@ -212,17 +205,14 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     rng = torch.Generator().manual_seed(cfg.seed + 1)  # batches and targets, on the CPU: device-independent
+    state = TrainingState({"g": g, "d": d}, {"opt_g": opt_g, "opt_d": opt_d}, rng)
     start = 0
     if resume_from is not None:
         header, tensors = resume_from
         if tuple(header["model"]["domains"]) != mcfg.domains:
             trained = ", ".join(header["model"]["domains"])
             raise ConfigError(f"{ckpt_path} was trained on other domains ({trained}); cannot resume")
-        g.load_state_dict(_submodule_state("g", tensors))
-        d.load_state_dict(_submodule_state("d", tensors))
-        _load_optimizer("opt_g", opt_g, tensors, header["param_groups"]["opt_g"])
-        _load_optimizer("opt_d", opt_d, tensors, header["param_groups"]["opt_d"])
-        rng.set_state(tensors["rng"])
+        state.restore(tensors, header["param_groups"])
         start = header["step"]
         log.info("resuming %s at step %d", out, start)
 
@@ -255,13 +245,13 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
             bar.set_postfix(d=f"{stats['loss_d_adv']:.3f}", rec=f"{stats['loss_rec']:.3f}")
         if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
             extra = provenance | {"step": done}
-            save_translation(ckpt_path, "training", mcfg, g, extra, d=d, opt_g=opt_g, opt_d=opt_d, rng=rng)
-            save_translation(generator_path, "generator", mcfg, g, extra)
+            save_translation(ckpt_path, mcfg, g, extra, state)
+            save_translation(generator_path, mcfg, g, extra)
             save_sample_grid(g, sample_content, out / "samples" / f"step-{done:06d}.png")
         if stop:
             log.info("stopping at step %d: --max-minutes %.1f reached", done, cfg.max_minutes)
             break
     if start >= cfg.steps:  # resuming a finished run exports its generator again
-        save_translation(generator_path, "generator", mcfg, g, provenance | {"step": start})
+        save_translation(generator_path, mcfg, g, provenance | {"step": start})
     log.info("translation generator at step %d: %s", done, generator_path)
     return generator_path
