@@ -132,9 +132,9 @@ class StudyKnowledge:
         )
 
 
-def instructed_answer(trial: dict) -> int:
+def instructed_answer(question: str) -> int:
     """The answer an attention check asks for: the number written in its instruction, in any language."""
-    return int(re.search(r"\d+", trial["question"]["text"]).group())
+    return int(re.search(r"\d+", question).group())
 
 
 @dataclass
@@ -256,7 +256,7 @@ class Participant:
     def good_value(trial: dict) -> int:
         """A valid answer that passes an attention check: the instructed one, else the scale's top."""
         if trial["kind"] == "attention":
-            return instructed_answer(trial)
+            return instructed_answer(trial["question"]["text"])
         if trial["kind"] == "choice":
             return 1
         return trial["question"]["scale"]["max"]
@@ -333,11 +333,11 @@ class Participant:
             if kind == "choice":
                 return rng.randint(0, 1), rt
             if kind == "attention" and rng.random() < 0.5:
-                return instructed_answer(trial), rt
+                return instructed_answer(trial["question"]["text"]), rt
             return rng.randint(scale["min"], scale["max"]), rt
         rt = rng.randint(80, 250) if self.profile == "fast" else int(min(4000, 800 + rng.expovariate(1 / 900)))
         if kind == "attention":
-            return instructed_answer(trial), rt
+            return instructed_answer(trial["question"]["text"]), rt
         if kind == "choice":
             difference = self._liking(images[1]) - self._liking(images[0])
             return int(rng.random() < 1 / (1 + math.exp(-1.7 * difference))), rt

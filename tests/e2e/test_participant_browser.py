@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from culturelab.platform.bots import instructed_answer
 from culturelab.platform.db import session_scope
 from culturelab.platform.export import export_study
 from culturelab.platform.ownership import add_member
@@ -127,11 +128,6 @@ def current_trial(driver, after: str | None = None) -> dict:
             "question": _css(driver, "#question").text}
 
 
-def instructed(trial: dict) -> int:
-    """The answer an attention check asks for (the number in its instruction)."""
-    return int(re.search(r"\d+", trial["question"]).group())
-
-
 def answer(driver, trial: dict, how: str = "mouse") -> int:
     """Answers the trial on screen the way a participant would; returns the value given."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -140,7 +136,7 @@ def answer(driver, trial: dict, how: str = "mouse") -> int:
     kind = trial["kind"]
     if kind in ("likert", "attention"):
         position = 0 if trial["index"] == "practice" else int(trial["index"])
-        value = instructed(trial) if kind == "attention" else 2 + position % 5
+        value = instructed_answer(trial["question"]) if kind == "attention" else 2 + position % 5
         if how == "keyboard":
             _keys(driver, str(value))
         else:
