@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -78,7 +79,8 @@ def test_run_folder_contents(tmp_path, tiny_data):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert {"loss_d", "loss_g", "d_real", "d_fake", "steps_per_s"} <= rows[0].keys()
-    assert all(r["loss_d"] > 0 and r["loss_g"] > 0 for r in rows)
+    # Softplus losses are positive by construction; what can go wrong is a NaN or an overflow.
+    assert all(math.isfinite(r[k]) for r in rows for k in ("loss_d", "loss_g", "d_real", "d_fake"))
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step-000002.png", "step-000003.png"]
     header = json.loads((out / "generator.json").read_text())
     assert header["format"] == checkpoint.FORMAT and header["kind"] == "generator" and header["step"] == 3
