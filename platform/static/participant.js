@@ -302,17 +302,24 @@ const CultureLab = (() => {
     return c.toDataURL();
   }
 
-  function loadImages(urls) {
-    return Promise.all(
-      urls.map(
-        (url) =>
-          new Promise((resolve) => {
-            const img = new Image();
-            img.onload = img.onerror = () => resolve(img);
-            img.src = url;
-          })
-      )
-    );
+  // Resolves once every image is loaded. An image that fails (a network blip, a server restarting) is
+  // retried with the API calls' backoff, under a fresh URL so that no cached failure answers: a trial is
+  // never shown, and so never answered, with a broken image.
+  function loadImages(urls, onRetry) {
+    const load = (url) =>
+      new Promise((resolve) => {
+        const attempt = (n) => {
+          const img = new Image();
+          img.onload = () => resolve(img);
+          img.onerror = () => {
+            onRetry(n);
+            setTimeout(() => attempt(n + 1), Math.min(8000, 500 * 2 ** n));
+          };
+          img.src = n === 0 ? url : `${url}?retry=${n}`;
+        };
+        attempt(0);
+      });
+    return Promise.all(urls.map(load));
   }
 
   const MAX_SCALE = 8;
@@ -444,7 +451,9 @@ const CultureLab = (() => {
       }
       controls().forEach((el) => (el.disabled = true));
 
-      loadImages(trial.stimuli.map((s) => s.url)).then((loaded) => {
+      const hint = $("status").textContent; // the trial's own hint, back once the images are in
+      loadImages(trial.stimuli.map((s) => s.url), () => setStatus(d.text.network)).then((loaded) => {
+        setStatus(hint);
         loaded.forEach((img, i) => {
           img.alt = "";
           img.draggable = false;

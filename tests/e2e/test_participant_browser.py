@@ -554,6 +554,29 @@ def test_answers_given_offline_are_retried_and_sent_again_after_a_reload(live, b
     assert driver.execute_script("return Object.keys(localStorage).filter(k => k.includes('pending')).length") == 0
 
 
+def test_an_image_that_fails_to_load_is_retried_and_its_trial_waits_for_it(live, browser, tmp_path):
+    slug = live.load(slug="blocked", design={"trials_per_participant": 2, "order": "latin_square",
+                                             "balance": ["stimulus_culture"], "attention_checks": 0,
+                                             "practice": False})
+    driver = browser()
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/media/*"]})
+    _start_trials(driver, live, slug)
+    # No image arrives: the page says it is retrying and offers nothing to answer.
+    _wait(driver, lambda d: "Retrying" in _css(d, "#status").text)
+    assert _css(driver, "#trial").get_attribute("data-ready") == "false"
+    assert not driver.find_elements("css selector", "#images img")
+    assert all(b.get_attribute("disabled") for b in driver.find_elements("css selector", "#answer button"))
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    trial = current_trial(driver)
+    widths = driver.execute_script("return [...document.querySelectorAll('#images img')].map(i => i.naturalWidth)")
+    assert widths and all(w > 0 for w in widths)  # the real images, not a broken-image icon
+    assert "Retrying" not in _css(driver, "#status").text
+    value = answer(driver, trial, "keyboard")
+    current_trial(driver, after="0")
+    assert [int(r["value"]) for r in _export(live, slug, tmp_path / "export")["responses"]] == [value]
+
+
 def test_prolific_participant_resumes_on_another_device_and_is_sent_back_with_the_code(live, browser, tmp_path):
     slug = live.load(slug="prolific", design={"trials_per_participant": 4, "order": "latin_square",
                                               "balance": ["stimulus_culture"], "attention_checks": 0,
