@@ -8,7 +8,6 @@ target and renamed into place at the end.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import shutil
@@ -16,7 +15,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from culturelab.platform.stimuli import SCHEMA, StimulusSetError
+from culturelab.platform.stimuli import SCHEMA, StimulusSetError, as_srgb
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 CULTURE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -37,7 +36,7 @@ def _stimulus_id(culture: str, stem: str, taken: set[str]) -> str:
 def make_set(folder: Path, out: Path, name: str | None = None) -> dict:
     """Writes the stimulus set of ``folder/<culture>/<image>`` to ``out``; returns the manifest. Raises
     StimulusSetError listing every problem (one per line) before anything is written."""
-    from PIL import Image, ImageCms, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     if not folder.is_dir():
         raise StimulusSetError(f"{folder} is not a folder")
@@ -55,7 +54,6 @@ def make_set(folder: Path, out: Path, name: str | None = None) -> dict:
             problems.append(f"{culture.name}/: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         images += [(culture.name, f) for f in files]
 
-    srgb = ImageCms.createProfile("sRGB")
     converted: list[tuple[str, Path, Image.Image]] = []
     for culture, path in images:
         try:
@@ -65,11 +63,7 @@ def make_set(folder: Path, out: Path, name: str | None = None) -> dict:
                     problems.append(f"{path.relative_to(folder)}: {image.width}x{image.height} is smaller than "
                                     f"{MIN_SIDE}x{MIN_SIDE}")
                     continue
-                if image.info.get("icc_profile"):  # browsers show untagged PNGs as sRGB: convert to it
-                    source = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
-                    mode = "RGBA" if "A" in image.getbands() else "RGB"
-                    image = ImageCms.profileToProfile(image.convert(mode), source, srgb, outputMode=mode)
-                converted.append((culture, path, image.convert("RGBA" if "A" in image.getbands() else "RGB")))
+                converted.append((culture, path, as_srgb(image)))
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             problems.append(f"{path.relative_to(folder)}: not a readable image ({type(exc).__name__})")
     if problems:

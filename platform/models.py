@@ -22,6 +22,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# Primary keys are INTEGER columns: a larger number in a URL names no row, and the database would refuse to
+# compare it (a 500 instead of a 404), so routes cap their <int:…> parts here.
+MAX_ROW_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -27,10 +27,11 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from culturelab.platform import api, journey
 from culturelab.platform.completion import MTURK_SUBMIT_HOSTS, completion, mturk_submit
 from culturelab.platform.db import get_session
+from culturelab.platform.models import MAX_ROW_ID
 from culturelab.platform.opaque_ids import LENGTH as OPAQUE_LENGTH
 from culturelab.platform.opaque_ids import image_sha256
 from culturelab.platform.study_specs import spec_of
-from culturelab.platform.validation import MAX_LANGUAGES, country_codes
+from culturelab.platform.validation import MAX_LANGUAGES, country_codes, language_codes
 
 bp = Blueprint("pages", __name__)
 
@@ -131,7 +132,7 @@ def collation_key(name: str, language: str) -> str:
 def _languages() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """The language picker's (code, name) pairs in the page's language: the common ones, then all others."""
     locale = get_locale()
-    names = {code: name for code, name in locale.languages.items() if "_" not in code and len(code) in (2, 3)}
+    names = {code: name for code, name in locale.languages.items() if code in language_codes()}
 
     def ordered(codes) -> list[tuple[str, str]]:
         return sorted(((code, names[code]) for code in codes), key=lambda item: collation_key(item[1], locale.language))
@@ -139,17 +140,22 @@ def _languages() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     return ordered(c for c in COMMON_LANGUAGES if c in names), ordered(c for c in names if c not in COMMON_LANGUAGES)
 
 
-@bp.get("/media/<int:study>/<opaque>.png")
+@bp.get(f"/media/<int(max={MAX_ROW_ID}):study>/<opaque>.png")
 def media(study: int, opaque: str):
     """A study's image by its opaque id (opaque_ids): the URL names no culture, set, method or hash."""
     sha256 = image_sha256(get_session(), study, opaque) if len(opaque) == OPAQUE_LENGTH else None
     if sha256 is None:
         abort(404)
     # The opaque id changes with the bytes, so a URL's bytes never change: browsers may keep them for good.
-    # The file is sent under a neutral name: nothing about the stimulus leaks through a download either.
-    return send_from_directory(
-        current_app.config["MEDIA_DIR"], f"{sha256}.png", max_age=31536000, download_name=f"{opaque}.png"
+    # The file is sent under a neutral name, and its validator is the opaque id, not Werkzeug's default of
+    # the file's modification time (the order images were imported in, which follows the manifest and so
+    # groups them by culture); for the same reason no Last-Modified is sent.
+    response = send_from_directory(
+        current_app.config["MEDIA_DIR"], f"{sha256}.png", max_age=31536000, download_name=f"{opaque}.png",
+        etag=opaque,
     )
+    del response.headers["Last-Modified"]
+    return response
 
 
 @bp.app_context_processor

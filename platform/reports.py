@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from culturelab.platform import audit, ownership, security
 from culturelab.platform.db import get_session, session_scope
 from culturelab.platform.export import export_study
-from culturelab.platform.models import Participant, Response, Stimulus, StimulusSet, Study
+from culturelab.platform.models import MAX_ROW_ID, Participant, Response, Stimulus, StimulusSet, Study
 
 log = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__, url_prefix="/researcher/studies")
@@ -195,7 +195,7 @@ def gallery(slug: str):
     return render_template("researcher/gallery.html", study=study, by_culture=by_culture)
 
 
-@bp.get("/<slug>/stimuli/<int:stimulus_id>.png")
+@bp.get(f"/<slug>/stimuli/<int(max={MAX_ROW_ID}):stimulus_id>.png")
 @login_required
 def stimulus_image(slug: str, stimulus_id: int):
     study = _member_study(slug)

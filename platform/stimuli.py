@@ -1,17 +1,18 @@
 """Stimulus sets (docs/contracts.md, Contract 1): a folder with manifest.json and PNG images.
 
 Import checks every entry (id, culture, mix, file size and sha256) before anything is stored and refuses
-the whole set, naming the first bad entry. Images are copied into the data folder under their sha256, so
-the same image is stored once and its URL never changes (it can be cached forever).
+the whole set, naming the first bad entry. Images are stored in the data folder under their manifest
+sha256, so the same image is stored once and its URL never changes (it can be cached forever), as the
+pixels alone (`served_png`): nothing in a file's bytes may tell a participant what the manifest says.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
-import shutil
 import struct
 from pathlib import Path
 from typing import Annotated, Literal
@@ -130,6 +131,31 @@ def verify_files(folder: Path, manifest: Manifest) -> None:
         raise StimulusSetError(problems[0])
 
 
+def as_srgb(image):
+    """``image`` (PIL) as RGB, or RGBA where it has transparency, converted to sRGB where it carries an ICC
+    profile: browsers show an untagged PNG as sRGB."""
+    from PIL import ImageCms
+
+    mode = "RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB"
+    if not image.info.get("icc_profile"):
+        return image.convert(mode)
+    source = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+    return ImageCms.profileToProfile(image.convert(mode), source, ImageCms.createProfile("sRGB"), outputMode=mode)
+
+
+def served_png(data: bytes) -> bytes:
+    """What a participant's browser gets of an image: its pixels and nothing else. Text chunks (a prompt, a
+    seed, the tool that made it), profiles and timestamps are dropped, and the PNG is encoded anew (zlib
+    level 9, so also smaller than most tools write), so its bytes hash to no manifest's sha256."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        out = io.BytesIO()
+        as_srgb(image).save(out, format="PNG", compress_level=9)
+    return out.getvalue()
+
+
 def import_set(session: Session, folder: Path, media_dir: Path) -> StimulusSet:
     """Imports a stimulus set, or returns the one already imported from an identical manifest."""
     manifest, manifest_sha = read_manifest(folder)
@@ -145,7 +171,7 @@ def import_set(session: Session, folder: Path, media_dir: Path) -> StimulusSet:
         target = media_dir / f"{entry.sha256}.png"
         if not target.exists():
             tmp = target.with_suffix(".tmp")
-            shutil.copyfile(folder / entry.file, tmp)
+            tmp.write_bytes(served_png((folder / entry.file).read_bytes()))
             tmp.replace(target)
     stimulus_set = StimulusSet(
         name=manifest.name,

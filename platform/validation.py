@@ -42,9 +42,22 @@ def _country(code: str) -> str:
     return code
 
 
+# CLDR names these, but they are not languages a person speaks: several, none, undetermined, uncoded.
+_NOT_LANGUAGES = {"mul", "zxx", "und", "mis"}
+
+
+@cache
+def language_codes() -> frozenset[str]:
+    """ISO 639 codes that CLDR has a name for (through Babel): every language the background form offers,
+    including the many (Min Nan, Hakka, Wu, Aymara…) for which CLDR has names but no locale data."""
+    return frozenset(k for k in Locale("en").languages if "_" not in k and len(k) in (2, 3)) - _NOT_LANGUAGES
+
+
 def _language_tag(tag: str) -> str:
+    if tag in language_codes():
+        return tag
     try:
-        Locale.parse(tag, sep="-")
+        Locale.parse(tag, sep="-")  # a tag with script or region subtags ("zh-Hant-TW")
     except (ValueError, UnknownLocaleError):
         raise ValueError(f"{tag!r} is not a known BCP 47 language tag") from None
     return tag

@@ -7,7 +7,10 @@ import json
 import re
 from pathlib import Path
 
+from pydantic import ValidationError
 from pypinyin import lazy_pinyin
+
+from culturelab.platform.validation import Background
 
 from bot import Bot
 
@@ -78,6 +81,10 @@ def test_media_is_served_by_opaque_id_with_long_caching(client, load):
     assert client.get(f"/media/{int(study) + 1}/{opaque}.png").status_code == 404  # ids belong to one study
     assert client.get("/media/" + hashlib.sha256(r.data).hexdigest() + ".png").status_code == 404  # not by hash
     assert client.get("/media/../../etc/passwd.png").status_code == 404
+    assert client.get(f"/media/{10**25}/{opaque}.png").status_code == 404  # beyond any row id: no 500
+    # No header orders the images: the validator is the opaque id, not the file's modification time.
+    assert r.headers["ETag"] == f'"{opaque}"' and "Last-Modified" not in r.headers
+    assert client.get(stimulus["url"], headers={"If-None-Match": f'"{opaque}"'}).status_code == 304
 
 
 def test_trials_name_no_culture_set_method_or_hash(app, client, load, tmp_path):
@@ -170,6 +177,27 @@ def test_the_language_picker_offers_common_languages_first_and_sorts_chinese_by_
         keys = [" ".join(lazy_pinyin(name)) for name in names(part)]
         assert keys == sorted(keys)
     assert names(common)[0] == "阿拉伯语"  # a-la-bo-yu: first by pinyin, though not by code point
+
+
+def test_every_language_the_form_offers_is_accepted_by_the_api(client, load):
+    """The picker lists every language CLDR names, among them many with no locale data of their own (Min Nan,
+    Hakka, Wu): ticking any of them must be an answer the API stores, never "choose from the list"."""
+    slug = load()
+    for language in ("en", "zh"):
+        bot = Bot(client, slug, language=language)
+        bot.consent()
+        offered = re.findall(r'name="languages" value="([a-z]{2,3})"', page(client, f"/p/{bot.token}"))
+        assert {"nan", "hak", "wuu", "yue", "bo", "ug"} <= set(offered) and not {"mul", "zxx", "und"} & set(offered)
+        refused = []
+        for code in offered:  # the model the background endpoint validates with
+            try:
+                Background.model_validate({"culture_group": "east_asian", "languages": [code]})
+            except ValidationError:
+                refused.append(code)
+        assert refused == [], refused
+    bot = Bot(client, slug)
+    bot.consent()
+    assert bot.background(languages=["nan", "hak", "zh"]).status_code == 200
 
 
 def test_mturk_preview_enrols_nobody_and_asks_to_accept_the_hit(client, load):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from sqlalchemy import func, select
 
 from culturelab.platform.db import session_scope
@@ -36,6 +40,27 @@ def test_import_copies_images_by_hash_and_twice_changes_nothing(app, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     media = Path(app.config["MEDIA_DIR"])
     assert {p.name for p in media.iterdir()} == {f"{s['sha256']}.png" for s in manifest["stimuli"]}
+
+
+def test_what_is_served_is_the_pixels_alone_under_bytes_no_manifest_lists(app, tmp_path):
+    """A set made by another tool may carry its prompt and seed in PNG text chunks, and a public manifest
+    lists each file's sha256 beside its culture: the stored (served) file must give away neither."""
+    folder = make_stimulus_set(tmp_path / "set")
+    tagged = folder / "images" / "girih-0001.png"
+    info = PngInfo()
+    info.add_text("parameters", "girih star pattern, seed 1")
+    Image.open(tagged).save(tagged, pnginfo=info)
+    digest = hashlib.sha256(tagged.read_bytes()).hexdigest()
+    edit(folder, lambda m: next(e for e in m["stimuli"] if e["id"] == "girih-0001").update(sha256=digest))
+    do_import(app, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    media = Path(app.config["MEDIA_DIR"])
+    for entry in manifest["stimuli"]:
+        served = (media / f"{entry['sha256']}.png").read_bytes()
+        assert hashlib.sha256(served).hexdigest() != entry["sha256"], entry["id"]
+        assert b"tEXt" not in served and b"girih" not in served
+        with Image.open(folder / entry["file"]) as original, Image.open(io.BytesIO(served)) as image:
+            assert image.info == {} and image.tobytes() == original.convert("RGB").tobytes()
 
 
 def edit(folder: Path, fn) -> None:
