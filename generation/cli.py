@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import click
@@ -27,6 +31,23 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
+class FiniteRange(click.FloatRange):
+    """click's FloatRange lets nan through (every comparison with it is false): here it, and inf, are refused."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+NON_NEGATIVE = FiniteRange(0)
+POSITIVE = FiniteRange(0, min_open=True)
+BETA = FiniteRange(0, 1, max_open=True)  # Adam's
+# torch.manual_seed takes a signed 64-bit integer.
+SEED = click.IntRange(0, 2**63 - 1)
+
+
 class OneLineCommand(click.Command):
     """Report option parsing errors as one line too (click prints the usage text otherwise)."""
 
@@ -39,6 +60,34 @@ class OneLineCommand(click.Command):
 
 class GenerateGroup(click.Group):
     command_class = OneLineCommand
+
+    def invoke(self, ctx: click.Context):
+        # A job scheduler or `timeout` stops a run with SIGTERM: as SystemExit it unwinds like Ctrl-C, so the
+        # staging folders of unfinished sets are removed on the way out.
+        if threading.current_thread() is threading.main_thread():  # where Python allows a handler
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:  # a folder that cannot be made or written, a full disk: the user's to mend
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise BadInput(f"{where}{exc.strerror or exc}") from exc
+
+
+def _check_writable(path: Path) -> None:
+    """Fails now, not after an hour of work, when the result file ``path`` could not be written."""
+    existed = path.exists()
+    try:
+        path.open("a").close()
+    except OSError as exc:
+        raise BadInput(f"cannot write {path}: {exc.strerror}") from exc
+    if not existed:
+        path.unlink()
+
+
+def _set_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not 1 <= len(value) <= 128:
+        raise click.BadParameter("a set's name has 1 to 128 characters (Contract 1)", ctx, param)
+    return value
 
 
 def _setup_logging() -> None:
@@ -55,12 +104,15 @@ def generate() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write.")
 @click.option("--per-culture", type=click.IntRange(1), default=1000, show_default=True)
 @click.option("--resolution", type=click.IntRange(MIN_RESOLUTION, MAX_RESOLUTION), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) -> None:
     """Write the built-in MOTIFS data set as an ImageFolder: OUT/<culture>/<culture>-NNNNN.png."""
     from culturelab.generation.data import write_motif_dataset
 
-    written = write_motif_dataset(out, per_culture, resolution, seed, progress=True)
+    try:
+        written = write_motif_dataset(out, per_culture, resolution, seed, progress=True)
+    except DatasetError as exc:
+        raise BadInput(str(exc)) from exc
     click.echo(f"wrote {len(written)} images of {len(CULTURES)} cultures to {out}")
 
 
@@ -103,15 +155,15 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
 )
 @click.option("--steps", type=click.IntRange(1), default=TrainConfig.steps, show_default=True)
 @click.option("--batch-size", type=click.IntRange(4), default=TrainConfig.batch_size, show_default=True)
-@click.option("--lr-g", type=float, default=TrainConfig.lr_g, show_default=True)
-@click.option("--lr-d", type=float, default=TrainConfig.lr_d, show_default=True)
-@click.option("--beta1", type=float, default=TrainConfig.beta1, show_default=True, help="Adam beta1 (G and D).")
-@click.option("--beta2", type=float, default=TrainConfig.beta2, show_default=True, help="Adam beta2 (G and D).")
-@click.option("--ema-decay", type=float, default=TrainConfig.ema_decay, show_default=True)
+@click.option("--lr-g", type=POSITIVE, default=TrainConfig.lr_g, show_default=True)
+@click.option("--lr-d", type=POSITIVE, default=TrainConfig.lr_d, show_default=True)
+@click.option("--beta1", type=BETA, default=TrainConfig.beta1, show_default=True, help="Adam beta1 (G and D).")
+@click.option("--beta2", type=BETA, default=TrainConfig.beta2, show_default=True, help="Adam beta2 (G and D).")
+@click.option("--ema-decay", type=FiniteRange(0, 1), default=TrainConfig.ema_decay, show_default=True)
 @click.option("--ema-start", type=click.IntRange(0), default=TrainConfig.ema_start, show_default=True)
 @click.option(
     "--mode-seeking",
-    type=click.FloatRange(0),
+    type=NON_NEGATIVE,
     default=TrainConfig.mode_seeking,
     show_default=True,
     help="Weight of the mode-seeking term (MSGAN) added to L_G; 0 = research design §4.4 exactly.",
@@ -126,16 +178,16 @@ def dataset(name: str, out: Path, per_culture: int, resolution: int, seed: int) 
     default=None,
     help="JSON {culture: [numbers]}: fixed culture vectors instead of learned embeddings.",
 )
-@click.option("--seed", type=int, default=TrainConfig.seed, show_default=True)
+@click.option("--seed", type=SEED, default=TrainConfig.seed, show_default=True)
 @click.option("--log-every", type=click.IntRange(1), default=TrainConfig.log_every, show_default=True)
 @click.option("--sample-every", type=click.IntRange(1), default=TrainConfig.sample_every, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=TrainConfig.checkpoint_every, show_default=True)
 @click.option(
-    "--max-minutes", type=click.FloatRange(0, min_open=True), default=None, help="Stop early after this long."
+    "--max-minutes", type=POSITIVE, default=None, help="Stop early after this long."
 )
 @click.option(
     "--checkpoint-minutes",
-    type=click.FloatRange(0, min_open=True),
+    type=POSITIVE,
     default=None,
     help="Also checkpoint whenever this long has passed since the last checkpoint.",
 )
@@ -190,14 +242,14 @@ def _conditions(mixes: tuple[str, ...], sweep_spec: str | None, steps: int, cult
     help="Images per culture (or per mix / sweep step).",
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Set folder to write.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--mix", "mixes", multiple=True, help="A culture mix, e.g. girih=0.5,kente=0.5 (repeatable).")
 @click.option("--sweep", "sweep_spec", default=None, help="Sweep between two cultures, e.g. girih,kente.")
 @click.option("--steps", type=click.IntRange(2), default=5, show_default=True, help="Number of sweep steps.")
 @click.option("--resolution", type=int, default=None, help="Check that the checkpoint makes this size.")
-@click.option("--name", default=None, help="Set name in the manifest (default: the folder name).")
+@click.option("--name", default=None, callback=_set_name, help="Set name in the manifest (default: the folder name).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it holds a stimulus set.")
 def sample_command(
     checkpoint: Path | None,
     per_culture: int,
@@ -236,7 +288,7 @@ def sample_command(
             overwrite=overwrite,
             progress=True,
         )
-    except (CheckpointError, ConfigError, ValueError, FileExistsError) as exc:
+    except (CheckpointError, ConfigError, ValueError) as exc:
         raise BadInput(str(exc)) from exc
     click.echo(f"wrote {len(conditions) * per_culture} stimuli to {out} (manifest.json, contact-sheet.png)")
 
@@ -282,7 +334,7 @@ def sample_command(
     default=None,
     help="With --set: where trained culture classifiers are kept (default: ~/.cache/culturelab/classifiers).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option(
     "--inception-weights",
@@ -314,6 +366,8 @@ def evaluate_command(
     if sets:
         if checkpoint is not None or inception_weights is not None:
             raise BadInput("--set judges stimulus sets; leave out --checkpoint and --inception-weights")
+        if out is not None:
+            _check_writable(out)
         from culturelab.generation.set_evaluation import evaluate_sets
 
         try:
@@ -337,6 +391,8 @@ def evaluate_command(
     if contents or classifier_dir is not None:
         raise BadInput("--content and --classifier-dir go with --set")
     path = checkpoint or DEFAULT_CHECKPOINT
+    out = out or path.with_name(path.stem + ".evaluation.json")
+    _check_writable(out)
     try:
         results = evaluate(
             path,
@@ -346,11 +402,10 @@ def evaluate_command(
             device=resolve_device(device),
             inception_weights=inception_weights,
             progress=True,
-            report_dir=(out or path).parent,
+            report_dir=out.parent,
         )
     except (CheckpointError, ConfigError, DatasetError, EvaluationError) as exc:
         raise BadInput(str(exc)) from exc
-    out = out or path.with_name(path.stem + ".evaluation.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
     summary = results["summary"]
     click.echo(
@@ -412,14 +467,14 @@ def _number_list(text: str | None) -> tuple[float, ...] | None:
 @click.option("--content-layers", default="conv4_2", show_default=True)
 @click.option("--style-layers", default="conv1_1,conv2_1,conv3_1,conv4_1,conv5_1", show_default=True)
 @click.option("--style-weights", default=None, help="w_l per style layer, comma-separated (default: equal, sum 1).")
-@click.option("--alpha", type=click.FloatRange(0), default=1.0, show_default=True, help="Content loss weight.")
+@click.option("--alpha", type=NON_NEGATIVE, default=1.0, show_default=True, help="Content loss weight.")
 @click.option(
     "--beta",
-    type=click.FloatRange(0),
+    type=NON_NEGATIVE,
     default=None,
     help="Style loss weight (default: 1e6 with imagenet features, 1e8 with random ones).",
 )
-@click.option("--tv", "tv_weight", type=click.FloatRange(0), default=0.0, show_default=True, help="Total variation.")
+@click.option("--tv", "tv_weight", type=NON_NEGATIVE, default=0.0, show_default=True, help="Total variation.")
 @click.option("--init", type=click.Choice(INITS), default="content", show_default=True)
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="lbfgs", show_default=True)
 @click.option(
@@ -429,13 +484,13 @@ def _number_list(text: str | None) -> tuple[float, ...] | None:
     show_default=True,
     help="bf16: VGG19 passes in bf16 (GPUs with bf16 tensor cores); losses and L-BFGS stay fp32.",
 )
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Step size (L-BFGS 1, Adam 0.02).")
+@click.option("--lr", type=POSITIVE, default=None, help="Step size (L-BFGS 1, Adam 0.02).")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True, help="Pairs optimised at once.")
 @click.option("--motifs-per-culture", type=click.IntRange(1), default=4, show_default=True, help="For CULTURE=motif.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--name", default=None, help="Set name in the manifest (default: the folder name).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--name", default=None, callback=_set_name, help="Set name in the manifest (default: the folder name).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it holds a stimulus set.")
 def stylize_command(
     contents: tuple[Path, ...],
     styles: tuple[str, ...],
@@ -504,7 +559,7 @@ def stylize_command(
             overwrite=overwrite,
             progress=True,
         )
-    except (GridInputError, FeaturesError, ConfigError, ValueError, FileExistsError) as exc:
+    except (GridInputError, FeaturesError, ConfigError, ValueError) as exc:
         raise BadInput(str(exc)) from exc
     manifest = json.loads((out / "manifest.json").read_text())
     click.echo(
@@ -527,14 +582,14 @@ def stylize_command(
 @click.option("--per-culture", type=click.IntRange(1), default=500, show_default=True, help="For --data motifs.")
 @click.option("--steps", type=click.IntRange(1), default=20000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(2), default=16, show_default=True, help="Half culture, half content.")
-@click.option("--lr-g", type=float, default=1e-4, show_default=True)
-@click.option("--lr-d", type=float, default=1e-4, show_default=True)
-@click.option("--lambda-cls", type=click.FloatRange(0), default=1.0, show_default=True, help="Culture classification.")
-@click.option("--lambda-rec", type=click.FloatRange(0), default=10.0, show_default=True, help="Cycle reconstruction.")
-@click.option("--lambda-id", type=click.FloatRange(0), default=0.0, show_default=True, help="Identity |x - G(x, c_x)|.")
+@click.option("--lr-g", type=POSITIVE, default=1e-4, show_default=True)
+@click.option("--lr-d", type=POSITIVE, default=1e-4, show_default=True)
+@click.option("--lambda-cls", type=NON_NEGATIVE, default=1.0, show_default=True, help="Culture classification.")
+@click.option("--lambda-rec", type=NON_NEGATIVE, default=10.0, show_default=True, help="Cycle reconstruction.")
+@click.option("--lambda-id", type=NON_NEGATIVE, default=0.0, show_default=True, help="Identity |x - G(x, c_x)|.")
 @click.option(
     "--lambda-content",
-    type=click.FloatRange(0),
+    type=NON_NEGATIVE,
     default=0.0,
     show_default=True,
     help="Content loss (VGG19 conv4_2, research design §4.1) between content images and their restyled versions.",
@@ -562,11 +617,11 @@ def stylize_command(
     show_default=True,
     help="G's upsamplings: StarGAN's transposed convolutions, or resize then convolve (no checkerboard).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--log-every", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=500, show_default=True)
 @click.option(
-    "--max-minutes", type=click.FloatRange(0, min_open=True), default=None, help="Stop early after this long."
+    "--max-minutes", type=POSITIVE, default=None, help="Stop early after this long."
 )
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.safetensors if it exists.")
@@ -597,9 +652,9 @@ def train_translation_command(contents: tuple[Path, ...], resolution: str, **opt
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Set folder to write.")
 @click.option("--cultures", default=None, help="Comma-separated cultures to render (default: all the model's).")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--name", default=None, help="Set name in the manifest (default: the folder name).")
+@click.option("--name", default=None, callback=_set_name, help="Set name in the manifest (default: the folder name).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it holds a stimulus set.")
 def translate_command(
     checkpoint: Path,
     contents: tuple[Path, ...],
@@ -613,6 +668,7 @@ def translate_command(
     """Restyle content images to each culture with a translation checkpoint, as a stimulus set."""
     from culturelab.generation.content_grid import GridInputError
     from culturelab.generation.content_images import BUILTIN_CONTENT_DIR
+    from culturelab.generation.sample import OutputError
     from culturelab.generation.train import ConfigError, resolve_device
     from culturelab.generation.translate import write_translation_set
 
@@ -622,14 +678,14 @@ def translate_command(
             checkpoint,
             list(contents) or [BUILTIN_CONTENT_DIR],
             out,
-            cultures=_comma_list(cultures) if cultures else None,
+            cultures=_comma_list(cultures) if cultures is not None else None,
             batch_size=batch_size,
             device=resolve_device(device),
             name=name,
             overwrite=overwrite,
             progress=True,
         )
-    except (CheckpointError, ConfigError, GridInputError, FileExistsError) as exc:
+    except (CheckpointError, ConfigError, GridInputError, OutputError) as exc:
         raise BadInput(str(exc)) from exc
     manifest = json.loads((out / "manifest.json").read_text())
     click.echo(

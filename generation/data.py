@@ -111,7 +111,10 @@ def motif_images(
 def write_motif_dataset(
     out: Path, per_culture: int, resolution: int, seed: int = 0, progress: bool = False
 ) -> list[Path]:
-    """Write the motifs set as an ImageFolder: ``out/<culture>/<culture>-00000.png``."""
+    """Write the motifs set as an ImageFolder: ``out/<culture>/<culture>-00000.png``, into a new or empty
+    folder (images of another seed or count left beside these would be trained on too)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DatasetError(f"{out} already exists and is not an empty folder; write the motifs to a new one")
     written = []
     jobs = [(c, i) for c in CULTURES for i in range(per_culture)]
     for culture in CULTURES:

@@ -7,6 +7,7 @@ pair's result does not depend on the batch it ran in. Every loss here returns on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -55,6 +56,13 @@ class NSTConfig:
             )
         if self.steps < 1:
             raise ValueError("steps must be at least 1")
+        # A nan or inf weight turns every image black; a negative one asks the optimiser to move away.
+        weights = {"alpha": self.alpha, "beta": self.beta, "tv weight": self.tv_weight}
+        weights |= {f"style weight of {layer}": w for layer, w in self.layer_weights.items()}
+        if bad := [name for name, w in weights.items() if not (math.isfinite(w) and w >= 0)]:
+            raise ValueError(f"{bad[0]} must be a finite number >= 0")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError("the step size (lr) must be a finite number > 0")
 
     @property
     def layer_weights(self) -> dict[str, float]:

@@ -156,19 +156,40 @@ def generate(g: nn.Module, weights: torch.Tensor, seeds: list[int], device: torc
     return torch.cat(out) if out else torch.empty(0, g.config.resolution, g.config.resolution, 3, dtype=torch.uint8)
 
 
+class OutputError(ValueError):
+    """An --out that cannot take a set: not empty, not a set to replace, holding the working folder, unwritable."""
+
+
 @contextmanager
 def staged_folder(out: Path, overwrite: bool = False) -> Iterator[Path]:
     """A temporary folder beside ``out`` to write a set into; it replaces ``out`` only when the block succeeds.
 
-    Refuses a non-empty ``out`` unless ``overwrite``; on any error the temporary folder is removed, so a
-    failed or interrupted run never leaves a half-written set behind.
+    Refuses the working folder or one that holds it (``--out .``), and a non-empty ``out`` unless
+    ``overwrite``, which then replaces only a stimulus set (a folder with a manifest.json): ``--overwrite``
+    must never delete a user's other files. On any error, SIGTERM included (the CLI turns it into
+    SystemExit), the temporary folder is removed, so a failed or interrupted run leaves no half-written set.
     """
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} already exists and is not empty (use --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out = Path(out).absolute()
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file, not a folder for the set")
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise OutputError(f"{out} is the working folder or holds it; write the set to a folder of its own")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputError(f"{out} already exists and is not empty (use --overwrite to replace it)")
+        if not (out / "manifest.json").is_file():
+            raise OutputError(f"{out} is not a stimulus set (no manifest.json); --overwrite replaces only a set")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write a set in {out.parent}: {exc.strerror}") from None
+    try:
+        # mkdtemp makes the folder private (0700); a set is for others too (the platform may run as another
+        # user), so it gets the permissions of any folder made here.
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)
         yield tmp
         if out.exists():
             shutil.rmtree(out)

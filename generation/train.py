@@ -324,6 +324,14 @@ def _check_before_data(cfg: TrainConfig, built_in: bool) -> tuple[str, ...]:
     return policy
 
 
+def refuse_earlier_run(ckpt_path: Path, resume: bool) -> None:
+    """A run folder is continued with --resume, never silently trained over (its old samples, metrics and
+    evaluation would lie beside the new generator)."""
+    if ckpt_path.exists() and not resume:
+        raise ConfigError(f"{ckpt_path.parent} already holds a run ({ckpt_path.name}): --resume continues it, "
+                          "or choose another --out")
+
+
 def _check_resumable(ckpt_path: Path, cfg: TrainConfig, mcfg: CGANConfig) -> None:
     """Refuse to resume a run made with another model or other training settings (naming them)."""
     header = checkpoint.read(ckpt_path)[0]
@@ -349,6 +357,7 @@ def train(cfg: TrainConfig, data: ImageSet | None = None, progress: bool = True)
         raise ConfigError(f"batch size {cfg.batch_size} must be a multiple of 4 x {world} process(es)")
     out = Path(cfg.out)
     ckpt_path = out / "checkpoint.safetensors"
+    refuse_earlier_run(ckpt_path, cfg.resume)
     policy = _check_before_data(cfg, built_in=cfg.data == "motifs" and data is None)
     if data is None:
         data = load_data(cfg.data, cfg.resolution, cfg.per_culture, cfg.data_seed, progress and rank == 0)

@@ -41,7 +41,11 @@ def write_translation_set(
     out, device = Path(out), torch.device(device)
     g, header = load_translator(checkpoint, device)
     known = list(g.config.cultures)
-    cultures = cultures or known
+    cultures = known if cultures is None else list(cultures)
+    if not cultures:
+        raise GridInputError(f"no culture named; the model knows {', '.join(known)}")
+    if twice := sorted({c for c in cultures if cultures.count(c) > 1}):
+        raise GridInputError(f"culture(s) named twice: {', '.join(twice)} (each version's id must be unique)")
     unknown = [c for c in cultures if c not in known]
     if unknown:
         raise GridInputError(f"unknown culture(s) {', '.join(unknown)}; the model knows {', '.join(known)}")

@@ -30,7 +30,7 @@ from culturelab.generation.checkpoint import CheckpointError, TrainingState, mod
 from culturelab.generation.content_grid import load_contents
 from culturelab.generation.content_images import BUILTIN_CONTENT_DIR
 from culturelab.generation.data import load_data, to_unit_range
-from culturelab.generation.train import ConfigError, resolve_device
+from culturelab.generation.train import ConfigError, refuse_earlier_run, resolve_device
 from culturelab.generation.translation import (
     CONTENT_DOMAIN,
     CONTENT_LAYER,
@@ -171,6 +171,7 @@ def train_translation(cfg: TranslationTrainConfig, progress: bool = True) -> Pat
         raise ConfigError(f"--batch-size {cfg.batch_size} must be even (half culture images, half content)")
     out = Path(cfg.out)
     ckpt_path = out / "checkpoint.safetensors"
+    refuse_earlier_run(ckpt_path, cfg.resume)
     resume_from = None
     if cfg.resume and ckpt_path.exists():  # checked before the data are rendered or decoded
         resume_from = read_translation(ckpt_path)

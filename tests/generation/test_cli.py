@@ -73,6 +73,8 @@ def test_sample_uses_the_shipped_checkpoint_by_default(tmp_path):
         (["--sweep", "girih"], ["CULTURE_A,CULTURE_B"]),
         (["--resolution", "64"], ["makes 32 px images", "--resolution 64"]),
         (["--per-culture", "0"], ["--per-culture"]),
+        (["--seed", str(2**64)], ["--seed"]),  # past torch's int64: was "Overflow when unpacking long long"
+        (["--name", "x" * 129], ["--name", "1 to 128"]),
     ],
 )
 def test_sample_bad_input(tmp_path, tiny_generator, args, fragments):
@@ -132,6 +134,35 @@ def test_train_bad_data_and_vectors(tmp_path):
     one_line_error(run("train", "--resolution", "48"), "--resolution")
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--lr-g", "-1"), ("--lr-d", "nan"), ("--beta1", "2"), ("--beta2", "inf"), ("--ema-decay", "5")],
+)
+def test_train_refuses_optimiser_settings_torch_would_raise_on(tmp_path, option, value):
+    one_line_error(run("train", "--out", tmp_path / "run", option, value), option)
+    assert not (tmp_path / "run").exists()
+
+
+def test_outputs_that_cannot_be_written_are_one_line_before_any_work(tmp_path, tiny_generator):
+    (tmp_path / "afile").write_text("x")
+    one_line_error(
+        run("sample", "--checkpoint", tiny_generator, "--per-culture", 1, "--out", tmp_path / "afile" / "set"),
+        "cannot write a set in",
+    )
+    one_line_error(run("dataset", "motifs", "--out", tmp_path / "afile" / "d", "--per-culture", 1), "afile")
+    one_line_error(
+        run("evaluate", "--checkpoint", tiny_generator, "--out", tmp_path / "afile" / "e.json"), "cannot write"
+    )
+    one_line_error(run("evaluate", "--checkpoint", tiny_generator, "--out", tmp_path), "is a directory")
+
+
+def test_a_dataset_is_written_to_a_new_folder_only(tmp_path):
+    assert run("dataset", "motifs", "--out", tmp_path / "d", "--per-culture", 2, "--resolution", 32).exit_code == 0
+    # Rewriting with fewer images would have left old ones of another seed beside the new.
+    one_line_error(run("dataset", "motifs", "--out", tmp_path / "d", "--per-culture", 1), "not an empty folder")
+    assert len(list((tmp_path / "d" / "kente").glob("*.png"))) == 2
+
+
 def test_train_command_end_to_end(tmp_path):
     result = run(
         "train",
@@ -156,6 +187,9 @@ def test_train_command_end_to_end(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "generator.safetensors").exists()
+    # The same folder again without --resume: refused before any work, the run left as it was.
+    again = run("train", "--per-culture", 2, "--steps", 2, "--device", "cpu", "--out", tmp_path / "run")
+    one_line_error(again, "already holds a run", "--resume")
 
 
 def test_evaluate_command(tmp_path, tiny_generator):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from culturelab.generation.checkpoint import load_generator
-from culturelab.generation.sample import Condition, parse_mix, sweep, write_stimulus_set
+from culturelab.generation.sample import Condition, OutputError, parse_mix, sweep, write_stimulus_set
 
 ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -122,11 +124,39 @@ def test_existing_folder_is_not_touched_and_failures_leave_nothing(tmp_path, tin
     out = tmp_path / "set"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(OutputError, match="not empty"):
         write_stimulus_set(g, out, pure(g.config.cultures), 1)
+    # --overwrite replaces a stimulus set, never a folder of other files.
+    with pytest.raises(OutputError, match="not a stimulus set"):
+        write_stimulus_set(g, out, pure(g.config.cultures), 1, overwrite=True)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     with pytest.raises(ValueError, match="same stimulus ids"):
         write_stimulus_set(g, tmp_path / "dup", [Condition({"girih": 1.0})] * 2, 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
-    write_stimulus_set(g, out, pure(g.config.cultures), 1, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "manifest.json").exists()
+    made = tmp_path / "made"
+    write_stimulus_set(g, made, pure(g.config.cultures), 1)
+    assert made.stat().st_mode & 0o777 == 0o777 & ~current_umask()  # not mkdtemp's private 0700
+    (made / "old.png").write_bytes(b"")
+    write_stimulus_set(g, made, pure(g.config.cultures), 2, overwrite=True)
+    assert not (made / "old.png").exists() and (made / "manifest.json").exists()
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def test_the_working_folder_is_never_the_set_nor_replaced(tmp_path, tiny_generator, monkeypatch):
+    g, _ = load_generator(tiny_generator)
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / "thesis.tex").write_text("mine")
+    (work / "manifest.json").write_text("{}")  # even a folder that looks like a set
+    monkeypatch.chdir(work / "sub")
+    for out in (Path(".."), Path("."), tmp_path):
+        for overwrite in (False, True):
+            with pytest.raises(OutputError, match="working folder"):
+                write_stimulus_set(g, out, pure(g.config.cultures), 1, overwrite=overwrite)
+    assert sorted(p.name for p in work.iterdir()) == ["manifest.json", "sub", "thesis.tex"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]

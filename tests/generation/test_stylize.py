@@ -4,6 +4,10 @@ culture grid as a Contract 1 set on success; one line, exit 2 and no set at all 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -218,6 +222,20 @@ def test_imagenet_features_are_recorded_with_their_file_sha256(workdir):
             ["--content", "photos/house.png", "--styles", "girih=motif", "--pyramid", 0],
             ["--pyramid must be at least 1"],
         ),
+        # nan and inf weights made black images and a manifest that is not JSON; negative ones push away.
+        (
+            ["--content", "photos/house.png", "--styles", "girih=motif", "--style-weights", "nan,1,1,1,1"],
+            ["style weight of conv1_1 must be a finite number >= 0"],
+        ),
+        (
+            ["--content", "photos/house.png", "--styles", "girih=motif", "--style-weights", "-1,1,1,1,1"],
+            ["style weight of conv1_1 must be a finite number >= 0"],
+        ),
+        (["--content", "photos/house.png", "--styles", "girih=motif", "--alpha", "nan"], ["--alpha", "not a finite"]),
+        (["--content", "photos/house.png", "--styles", "girih=motif", "--beta", "inf"], ["--beta", "not a finite"]),
+        (["--content", "photos/house.png", "--styles", "girih=motif", "--seed", 2**64], ["--seed"]),
+        (["--content", "photos/house.png", "--styles", "girih=motif", "--name", "n" * 129], ["--name", "1 to 128"]),
+        (["--content", "photos/house.png", "--styles", "girih=motif", "--out", "."], ["working folder"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_leaves_no_set(workdir, args, fragments):
@@ -253,3 +271,19 @@ def test_the_memory_check_names_a_size_that_fits():
     fits = int(str(exc.value).split("--size ")[2].split()[0])
     assert memory_needed(fits, 2, cfg) <= 0.9 * available < memory_needed(fits + 32, 2, cfg)
     check_memory(fits, 2, cfg, torch.device("cpu"), available)
+
+
+def test_a_run_stopped_with_sigterm_leaves_no_half_written_set(workdir):
+    """`timeout` and job schedulers stop a run with SIGTERM, which Python does not unwind by itself."""
+    run_ = subprocess.Popen(
+        [sys.executable, "-m", "culturelab.platform.cli", "generate", "stylize", *FAST, "--steps", "100000",
+         "--content", "photos", "--styles", "girih=motif", "--out", "set"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not list(workdir.glob(".set.*")):  # the staging folder: the set is being written
+        assert run_.poll() is None and time.monotonic() < deadline, "stylize never started writing"
+        time.sleep(0.1)
+    run_.send_signal(signal.SIGTERM)
+    assert run_.wait(60) == 128 + signal.SIGTERM
+    assert not (workdir / "set").exists() and not list(workdir.glob(".set*"))

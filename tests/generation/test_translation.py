@@ -252,6 +252,8 @@ def test_translate_takes_a_subset_of_cultures_and_the_users_content(translator, 
     [
         (["--cultures", "aztec"], ["unknown culture(s) aztec", "the model knows seigaiha"]),
         (["--content", "tiny.png"], ["tiny.png is 8x8 px"]),
+        (["--cultures", "girih,kente,girih"], ["named twice: girih"]),  # ids would repeat (Contract 1)
+        (["--cultures", ","], ["no culture named"]),
     ],
 )
 def test_translate_bad_input_is_one_line_and_leaves_no_set(translator, tmp_path, monkeypatch, args, fragments):
