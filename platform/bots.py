@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import io
 import json
 import math
 import random
@@ -84,16 +85,25 @@ class HttpTransport:
         self.connection.close()
 
 
+def pixels_sha256(png: bytes) -> str:
+    """How a bot recognises an image: the sha256 of its pixels. The server serves each image encoded anew
+    (stimuli.served_png), so the bytes a browser gets match no set file's, while the pixels do."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        return hashlib.sha256(image.convert("RGBA").tobytes()).hexdigest()
+
+
 @dataclass
 class StudyKnowledge:
     """What a bot knows that a participant does not: the groups, which cultures each owns, and each image's
-    culture by its sha256."""
+    culture by its pixels (`pixels_sha256`)."""
 
     slug: str
     groups: list[str]
     languages: list[str]
     match: dict[str, list[str]]
-    culture_by_sha256: dict[str, str]
+    culture_by_pixels: dict[str, str]
 
     @classmethod
     def from_study_file(cls, path: Path) -> StudyKnowledge:
@@ -104,12 +114,14 @@ class StudyKnowledge:
         spec = read_study(path)
         cultures = {}
         for folder in spec.stimulus_sets:
-            manifest, _ = read_manifest((path.parent / folder).resolve())
-            cultures.update({entry.sha256: entry.culture for entry in manifest.stimuli})
+            folder = (path.parent / folder).resolve()
+            manifest, _ = read_manifest(folder)
+            cultures.update({pixels_sha256((folder / e.file).read_bytes()): e.culture for e in manifest.stimuli})
         return cls(spec.slug, [g.id for g in spec.culture_groups], list(spec.languages), dict(spec.match), cultures)
 
     @classmethod
-    def from_database(cls, session, slug: str) -> StudyKnowledge | None:
+    def from_database(cls, session, slug: str, media_dir: Path) -> StudyKnowledge | None:
+        """From a loaded study and its stored images (the app's MEDIA_DIR)."""
         from sqlalchemy import select
 
         from culturelab.platform.models import Stimulus, Study
@@ -128,7 +140,7 @@ class StudyKnowledge:
             [g["id"] for g in spec["culture_groups"]],
             list(spec["languages"]),
             dict(spec["match"]),
-            {sha: culture for sha, culture in rows},
+            {pixels_sha256((media_dir / f"{sha}.png").read_bytes()): culture for sha, culture in rows},
         )
 
 
@@ -300,19 +312,19 @@ class Participant:
         return reply.get_json()
 
     def _look_at(self, stimulus: dict) -> str:
-        """Downloads the image as the page would; returns the sha256 of its bytes."""
+        """Downloads the image as the page would; returns the sha256 of its pixels."""
         reply = self.call("image", "GET", stimulus["url"])
         if reply.status_code != 200 or not reply.content_type.startswith("image/"):
             self.tally.errors[f"image {reply.status_code}"] += 1
             raise StepFailed("image")
         self.tally.images += 1
-        return hashlib.sha256(reply.data).hexdigest()
+        return pixels_sha256(reply.data)
 
     def _liking(self, image: str) -> float:
         """Latent liking in SD units: in-group effect + person + image (the same for everyone) + noise."""
         owned = False
         if self.knowledge is not None:
-            owned = self.knowledge.culture_by_sha256.get(image) in self.knowledge.match.get(self.group, [])
+            owned = self.knowledge.culture_by_pixels.get(image) in self.knowledge.match.get(self.group, [])
         appeal = random.Random(image).gauss(0, 0.3)
         return self.in_group_d * owned + self.person + appeal + self.rng.gauss(0, 0.8)
 
@@ -324,7 +336,7 @@ class Participant:
         return 0
 
     def decide(self, trial: dict, images: list[str]) -> tuple[int, int]:
-        """(value, rt_ms) for a trial, by the bot's profile; ``images``: the sha256 of each image shown (its
+        """(value, rt_ms) for a trial, by the bot's profile; ``images``: each image's `pixels_sha256` (its
         opaque id when the bot does not download images, so it cannot know their cultures)."""
         rng, kind = self.rng, trial["kind"]
         scale = trial["question"]["scale"]

@@ -46,8 +46,15 @@ def _knowledge(slug: str, study_file: Path | None):
             raise InputError(f"{study_file} is the study {knowledge.slug!r}, not {slug!r}")
         return knowledge
     _require_schema()
-    with session_scope(current_app) as session:
-        knowledge = StudyKnowledge.from_database(session, slug)
+    media = Path(current_app.config["MEDIA_DIR"])
+    try:
+        with session_scope(current_app) as session:
+            knowledge = StudyKnowledge.from_database(session, slug, media)
+    except FileNotFoundError:
+        raise InputError(
+            f"the images of {slug!r} are not in {media}: run the bots in the server's instance folder, or give "
+            "--study-file FILE"
+        ) from None
     if knowledge is None:
         raise InputError(
             f"no study {slug!r} in the database {_database()}: for a server elsewhere, give --study-file FILE"

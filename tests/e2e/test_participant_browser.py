@@ -8,7 +8,6 @@ browser received is checked for anything that would tell a participant an image'
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import re
 import urllib.request
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from culturelab.platform.bots import instructed_answer
+from culturelab.platform.bots import instructed_answer, pixels_sha256
 from culturelab.platform.db import session_scope
 from culturelab.platform.export import export_study
 from culturelab.platform.ownership import add_member
@@ -181,11 +180,11 @@ def wait_after(driver, index: str) -> None:
 
 
 def left_image_sha(driver) -> str:
-    """The sha256 of the left-hand image's bytes (its URL names only an opaque id)."""
+    """The pixels' sha256 of the left-hand image (its URL names only an opaque id; its bytes are encoded anew)."""
     src = _all(driver, "#images img")[0].get_attribute("src")
     assert re.search(r"/media/\d+/[0-9a-f]{24}\.png$", src), src
     with urllib.request.urlopen(src) as r:
-        return hashlib.sha256(r.read()).hexdigest()
+        return pixels_sha256(r.read())
 
 
 class Recorder:
@@ -301,7 +300,9 @@ def test_english_journey_on_a_desktop_stores_every_answer(live, browser, shoot, 
     total = next(iter(given.values()))["total"]
     assert sorted(responses) == sorted(given) == list(range(total)) and total == 14
     assert {g["kind"] for g in given.values()} == {"likert", "slider", "choice", "attention"}
-    sha = {s["stimulus_id"]: s["sha256"] for s in data["stimuli"]}
+    folder = live.root / slug / "stimuli"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    sha = {s["id"]: pixels_sha256((folder / s["file"]).read_bytes()) for s in manifest["stimuli"]}
     for index, shown in given.items():
         stored = responses[index]
         assert stored["trial_kind"] == shown["kind"], index

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -53,10 +54,10 @@ def test_generated_stimuli_rated_exported_and_analysed(tmp_path, monkeypatch):
     run("db", "upgrade")
     run("study", "load", tmp_path / "study" / "study.yaml")
 
-    # The project's bots, which recognise each image by the bytes they download (its id is opaque to them).
+    # The project's bots, which recognise each image by the pixels they download (its id is opaque to them).
     app = create_app()
     with session_scope(app) as session:
-        knowledge = StudyKnowledge.from_database(session, "pipeline")
+        knowledge = StudyKnowledge.from_database(session, "pipeline", Path(app.config["MEDIA_DIR"]))
     tally, _ = run_bots(lambda: FlaskTransport(app.test_client()), knowledge, 36, in_group_d=1.2, seed=1,
                         concurrency=1)
     assert tally.completed == 36

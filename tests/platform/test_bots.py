@@ -6,6 +6,7 @@ import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -29,9 +30,12 @@ def test_bots_complete_a_study_on_a_running_server(live_server, tmp_path, databa
     assert "bots: 6 completed, 0 failed; 84 responses and 108 images" in result.stdout
     assert "responses/s" in result.stdout
 
-    # Without a study file the bots learn the study from this instance's database.
+    # Without a study file the bots learn the study from this instance's database and images.
+    elsewhere = bots_command("--study", "motif-test", "--n", "2", "--url", base,
+                             env={"CULTURELAB_DATABASE_URL": database_url, "CULTURELAB_DATA_DIR": str(tmp_path)})
+    assert elsewhere.returncode == 2 and "are not in" in elsewhere.stderr and "--study-file" in elsewhere.stderr
     local = bots_command("--study", "motif-test", "--n", "2", "--url", base,
-                         env={"CULTURELAB_DATABASE_URL": database_url})
+                         env={"CULTURELAB_DATABASE_URL": database_url, "CULTURELAB_DATA_DIR": str(tmp_path / "data")})
     assert local.returncode == 0, local.stderr
     assert "bots: 2 completed, 0 failed" in local.stdout
 
@@ -62,7 +66,7 @@ def test_bots_bad_input_is_one_line(args, message, tmp_path, live_server, databa
     live_server()
     options = {"--study": "motif-test", **dict(zip(args[::2], args[1::2]))}
     result = bots_command(*[x for kv in options.items() for x in kv],
-                          env={"CULTURELAB_DATABASE_URL": database_url})
+                          env={"CULTURELAB_DATABASE_URL": database_url, "CULTURELAB_DATA_DIR": str(tmp_path / "data")})
     assert result.returncode == 2
     assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1
 
@@ -71,7 +75,7 @@ def _knowledge(app, slug):
     from culturelab.platform.db import session_scope
 
     with session_scope(app) as session:
-        return StudyKnowledge.from_database(session, slug)
+        return StudyKnowledge.from_database(session, slug, Path(app.config["MEDIA_DIR"]))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

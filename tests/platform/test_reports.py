@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from test_researcher import account, signed_in
@@ -33,7 +34,7 @@ def test_the_gallery_shows_every_stimulus_by_culture_with_its_metadata(app, load
 def test_the_analysis_runs_in_the_background_and_its_report_opens(app, load):
     slug = load()
     with session_scope(app) as session:
-        knowledge = StudyKnowledge.from_database(session, slug)
+        knowledge = StudyKnowledge.from_database(session, slug, Path(app.config["MEDIA_DIR"]))
     tally, _ = run_bots(lambda: FlaskTransport(app.test_client()), knowledge, 16, in_group_d=1.0, concurrency=1)
     assert tally.completed == 16
     account(app, "ada@example.org", slug)
