@@ -14,8 +14,8 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -179,17 +179,15 @@ def staged_folder(out: Path, overwrite: bool = False) -> Iterator[Path]:
             raise OutputError(f"{out} already exists and is not empty (use --overwrite to replace it)")
         if not (out / "manifest.json").is_file():
             raise OutputError(f"{out} is not a stimulus set (no manifest.json); --overwrite replaces only a set")
+    # Not mkdtemp, which makes the folder private (0700): a set is for others too (the platform may run as
+    # another user), so it gets the permissions of any folder made here.
+    tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        tmp.mkdir()
     except OSError as exc:
         raise OutputError(f"cannot write a set in {out.parent}: {exc.strerror}") from None
     try:
-        # mkdtemp makes the folder private (0700); a set is for others too (the platform may run as another
-        # user), so it gets the permissions of any folder made here.
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)
         yield tmp
         if out.exists():
             shutil.rmtree(out)

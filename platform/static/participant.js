@@ -84,6 +84,9 @@ const CultureLab = (() => {
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
+  // Milliseconds before retry n + 1 of a failed request (an API call or an image): 0.5 s, doubling, at most 8 s.
+  const backoff = (n) => Math.min(8000, 500 * 2 ** n);
+
   // One API call. Network failures, 5xx and 429 are retried with backoff (every call is idempotent);
   // other answers come back as {status, json}, json always an object.
   async function call(method, url, body, onRetry) {
@@ -108,7 +111,7 @@ const CultureLab = (() => {
         // the network failed: retry below
       }
       if (onRetry) onRetry(attempt);
-      await sleep(Math.min(8000, 500 * 2 ** attempt));
+      await sleep(backoff(attempt));
     }
   }
 
@@ -313,7 +316,7 @@ const CultureLab = (() => {
           img.onload = () => resolve(img);
           img.onerror = () => {
             onRetry(n);
-            setTimeout(() => attempt(n + 1), Math.min(8000, 500 * 2 ** n));
+            setTimeout(() => attempt(n + 1), backoff(n));
           };
           img.src = n === 0 ? url : `${url}?retry=${n}`;
         };
