@@ -122,15 +122,19 @@ const CultureLab = (() => {
     const whoKey = `culturelab:${d.slug}:who`;
     const known = store.get(tokenKey);
     const who = d.start.external_id || "";
-    // Reopening the link in the same browser resumes where the participant left off (the same
-    // recruitment id, or a plain link); a recruitment id on another device resumes on the server.
+    // Reopening the link in the same browser resumes where the participant left off; a recruitment id on
+    // another device resumes on the server.
     if (known && (store.get(whoKey) || "") === who) {
-      const { status } = await call("GET", d.state.replace("TOKEN", known));
-      if (status === 200) {
+      $("choose").hidden = true;
+      const { status, json } = await call("GET", d.state.replace("TOKEN", known));
+      // A recruitment id names the person; a plain link does not, and on a shared computer (a lab's) the
+      // next person must not carry on with the last one's participation, so the plain link asks.
+      if (status === 200 && (who || (await sameParticipant(json.stage)))) {
         location.replace(d.page.replace("TOKEN", known));
         return;
       }
-      store.remove(tokenKey); // the server no longer knows it (e.g. a new database)
+      store.remove(tokenKey); // someone new, or the server no longer knows it (e.g. a new database)
+      $("choose").hidden = false;
     }
     const buttons = document.querySelectorAll("[data-language]");
     buttons.forEach((button) =>
@@ -157,6 +161,21 @@ const CultureLab = (() => {
       })
     );
     if (buttons.length === 1) buttons[0].click(); // one language: nothing to choose
+  }
+
+  // Whether the person at the study link is the one who took part in this browser before (they say so).
+  function sameParticipant(stage) {
+    const finished = ["done", "screened_out", "withdrawn"].includes(stage);
+    $("resume-finished").hidden = !finished;
+    $("resume-unfinished").hidden = finished;
+    $("resume").hidden = false;
+    return new Promise((resolve) => {
+      $("resume-continue").addEventListener("click", () => resolve(true));
+      $("resume-new").addEventListener("click", () => {
+        $("resume").hidden = true;
+        resolve(false);
+      });
+    });
   }
 
   function page() {

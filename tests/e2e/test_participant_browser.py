@@ -508,14 +508,56 @@ def test_reload_and_reopening_the_link_resume_at_the_first_unanswered_trial(live
     assert current_trial(driver)["index"] == "3"
     assert not _css(driver, "#instructions").is_displayed()  # no instructions again
     assert _css(driver, "#counter").text == "Image 4 of 6"
-    # Closing the tab and opening the plain study link again.
+    # Closing the tab and opening the plain study link again: the link asks, and the participant says it
+    # was them.
     driver.get("about:blank")
     driver.get(f"{live.url}/s/{slug}")
+    _visible(driver, "#resume-unfinished")
+    assert not _css(driver, "#choose").is_displayed()
+    _css(driver, "#resume-continue").click()
     assert current_trial(driver)["index"] == "3"
     _answer_n(driver, 3)
     _visible(driver, "#completion-code")
     responses = _export(live, slug, tmp_path / "export")["responses"]
     assert sorted(int(r["trial_index"]) for r in responses) == list(range(6))
+
+
+def test_on_a_shared_computer_the_next_person_starts_a_participation_of_their_own(live, browser, tmp_path):
+    slug = live.load(slug="lab", design={"trials_per_participant": 2, "order": "latin_square",
+                                         "balance": ["stimulus_culture"], "attention_checks": 0,
+                                         "practice": False})
+    driver = browser()
+    # The first person finishes; the second opens the same plain link on the same computer.
+    _start_trials(driver, live, slug)
+    _answer_n(driver, 2)
+    _visible(driver, "#completion-code")
+    first_page = driver.current_url
+    driver.get(f"{live.url}/s/{slug}")
+    _visible(driver, "#resume-finished")
+    assert not _css(driver, "#resume-unfinished").is_displayed()
+    _css(driver, "#resume-new").click()
+    assert not _css(driver, "#resume").is_displayed()
+    # The second person stops halfway; a third is asked too, and starts afresh.
+    _start_trials(driver, live, slug)
+    _answer_n(driver, 1)
+    _wait(driver, lambda d: _css(d, "#trial").get_attribute("data-index") == "1")
+    driver.get(f"{live.url}/s/{slug}")
+    _visible(driver, "#resume-unfinished")
+    _css(driver, "#resume-new").click()
+    _start_trials(driver, live, slug)
+    _answer_n(driver, 2)
+    _visible(driver, "#completion-code")
+    third_page = driver.current_url
+    data = _export(live, slug, tmp_path / "export")
+    assert len(data["participants"]) == 3
+    answered = sorted(sum(r["participant_id"] == p["participant_id"] for r in data["responses"])
+                      for p in data["participants"])
+    assert answered == [1, 2, 2]
+    # The third person, back at the link, says it was them: their own completion page, not the first's.
+    driver.get(f"{live.url}/s/{slug}")
+    _visible(driver, "#resume-continue").click()
+    _visible(driver, "#completion-code")
+    assert driver.current_url == third_page != first_page
 
 
 def test_answers_given_offline_are_retried_and_sent_again_after_a_reload(live, browser, tmp_path):
