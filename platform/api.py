@@ -13,7 +13,7 @@ import re
 from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from flask_babel import force_locale, gettext
+from flask_babel import LazyString, force_locale, gettext
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -45,8 +45,10 @@ def ui_locale(language: str) -> str:
     return base if base in LOCALES else "en"
 
 
-def error(status: int, code: str, message: str, field: str | None = None):
-    payload = {"code": code, "message": message}
+def error(status: int, code: str, message: str | LazyString, field: str | None = None):
+    """The API's error reply; the message is worded in the request's locale (the participant's page sends
+    its participant's language as Accept-Language)."""
+    payload = {"code": code, "message": str(message)}
     if field is not None:
         payload["field"] = field
     return jsonify({"error": payload}), status
@@ -100,13 +102,13 @@ def json_object() -> dict[str, Any]:
     try:
         document = json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError):
-        raise journey.JourneyError(400, "malformed_json", "the request body is not valid JSON") from None
+        raise journey.JourneyError(400, "malformed_json", gettext("the request body is not valid JSON")) from None
     except RecursionError:  # nesting deeper than the parser's limit; no request of ours nests more than 3
-        raise journey.JourneyError(400, "malformed_json", "the request body is nested too deeply") from None
+        raise journey.JourneyError(400, "malformed_json", gettext("the request body is nested too deeply")) from None
     if _NUL.search(raw):
-        raise journey.JourneyError(400, "invalid", "text may not contain NUL characters")
+        raise journey.JourneyError(400, "invalid", gettext("text may not contain NUL characters"))
     if not isinstance(document, dict):
-        raise journey.JourneyError(400, "malformed_json", "the request body must be a JSON object")
+        raise journey.JourneyError(400, "malformed_json", gettext("the request body must be a JSON object"))
     return document
 
 
@@ -132,7 +134,8 @@ def create_participant(slug: str):
         limit = current_app.config["PARTICIPANT_CREATE_LIMIT"]
         security.count_by_address(session, "enrol", request.remote_addr, limit)
     except security.Throttled as exc:
-        reply, status = error(429, "rate_limited", f"too many new participants from this address (at most {limit})")
+        message = gettext("too many new participants from this address (at most %(limit)s)", limit=limit)
+        reply, status = error(429, "rate_limited", message)
         reply.headers["Retry-After"] = str(exc.retry_after)
         return reply, status
     data = body(CreateParticipant)
@@ -205,7 +208,7 @@ def background(token: str):
                                            current_app.config["PLACE_IDLE_MINUTES"])
     session.commit()
     if not placed:
-        return error(409, "quota_full", "this group of participants is already full")
+        return error(409, "quota_full", gettext("this group of participants is already full"))
     return jsonify({"stage": journey.stage(participant), "total": participant.n_trials})
 
 

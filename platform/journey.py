@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -28,9 +30,11 @@ from culturelab.platform.validation import background_problem
 
 
 class JourneyError(Exception):
-    """``field``: the request field the error is about, when a participant can correct it there."""
+    """``message``: lazily translated, so that it is worded in the language of the request that meets it
+    (a participant's page asks in the participant's language). ``field``: the request field the error is
+    about, when a participant can correct it there."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+    def __init__(self, status: int, code: str, message: str | LazyString, field: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
 
@@ -38,14 +42,14 @@ class JourneyError(Exception):
 def get_study(session: Session, slug: str) -> StudyRef:
     row = session.connection().execute(sql.STUDY_BY_SLUG, {"slug": slug}).first()
     if row is None:
-        raise JourneyError(404, "unknown_study", f"there is no study {slug!r}")
+        raise JourneyError(404, "unknown_study", _("there is no study %(slug)r", slug=slug))
     return StudyRef(session, row.id, row.spec_sha256)
 
 
 def get_participant(session: Session, token: str) -> Participant:
     participant = session.scalar(sql.PARTICIPANT, {"token": token})
     if participant is None:
-        raise JourneyError(404, "unknown_participant", "this participation link is not valid")
+        raise JourneyError(404, "unknown_participant", _("this participation link is not valid"))
     return participant
 
 
@@ -93,7 +97,7 @@ def participant_state(session: Session, token: str, *, trials: bool = True) -> P
     statement = sql.PARTICIPANT_STATE if trials else sql.PARTICIPANT_ONLY
     rows = session.connection().execute(statement, {"token": token}).all()
     if not rows:
-        raise JourneyError(404, "unknown_participant", "this participation link is not valid")
+        raise JourneyError(404, "unknown_participant", _("this participation link is not valid"))
     row = rows[0]
     ahead = {
         r["trial_position"]: TrialRow(*(r[f"trial_{name}"] for name in TrialRow._fields))
@@ -159,22 +163,23 @@ def _resume(enrolled: Row, source: str, recruitment: dict[str, Any]) -> Created:
     key = PLATFORM_SESSION.get(enrolled.source)
     session_id = (enrolled.recruitment or {}).get(key) if key else None
     if source != enrolled.source or not session_id or recruitment.get(key) != session_id:
-        raise JourneyError(409, "already_enrolled", "this participant id has already started the study elsewhere")
+        raise JourneyError(409, "already_enrolled", _("this participant id has already started the study elsewhere"))
     return Created(enrolled.token, True)
 
 
 def set_language(participant: Participant, language: str) -> None:
     spec = spec_of(participant.study)
     if language not in spec.languages:
-        raise JourneyError(400, "bad_language", f"language {language!r} is not offered by this study")
+        raise JourneyError(400, "bad_language",
+                           _("language %(language)r is not offered by this study", language=language))
     participant.language = language
 
 
 def _require_active(participant: Participant | ParticipantState) -> None:
     if participant.status == "screened_out":
-        raise JourneyError(409, "screened_out", "this participation has ended")
+        raise JourneyError(409, "screened_out", _("this participation has ended"))
     if participant.status == "withdrawn":
-        raise JourneyError(409, "withdrawn", "this participation was withdrawn")
+        raise JourneyError(409, "withdrawn", _("this participation was withdrawn"))
 
 
 def record_consent(session: Session, participant: ParticipantState, consent: bool) -> None:
@@ -192,7 +197,7 @@ def record_consent(session: Session, participant: ParticipantState, consent: boo
             sql.CONSENT, {"participant_id": participant.id}
         ).one()
     if participant.consent != consent:
-        raise JourneyError(409, "consent_already_given", "consent was already recorded")
+        raise JourneyError(409, "consent_already_given", _("consent was already recorded"))
 
 
 def record_background(session: Session, participant: ParticipantState, background: dict[str, Any],
@@ -202,9 +207,9 @@ def record_background(session: Session, participant: ParticipantState, backgroun
     then screened out)."""
     _require_active(participant)
     if not participant.consent:
-        raise JourneyError(409, "consent_required", "consent must be given first")
+        raise JourneyError(409, "consent_required", _("consent must be given first"))
     if participant.culture_group is not None:
-        raise JourneyError(409, "background_already_given", "the background questionnaire was already answered")
+        raise JourneyError(409, "background_already_given", _("the background questionnaire was already answered"))
     spec = spec_of(participant.study)
     group_key = background["culture_group"]
     if group_key not in [g.id for g in spec.culture_groups]:
@@ -216,7 +221,7 @@ def record_background(session: Session, participant: ParticipantState, backgroun
     # The quota claim below locks the group's row until commit, and every participant of the group who
     # finishes the questionnaire meanwhile waits for it (at a study's launch, hundreds at once).
     if not connection.execute(sql.SET_BACKGROUND, {"participant_id": participant.id, **background}).rowcount:
-        raise JourneyError(409, "background_already_given", "the background questionnaire was already answered")
+        raise JourneyError(409, "background_already_given", _("the background questionnaire was already answered"))
     participant.culture_group = group_key
     by_culture: dict[str, list[int]] = {}
     contents: dict[int, str | None] = {}
@@ -256,15 +261,19 @@ def stage(participant: Participant | ParticipantState) -> str:
     return "trials"
 
 
+def _require_trials(participant: Participant | ParticipantState) -> None:
+    """Trials are shown and answered only once the participant has consented and said who they are."""
+    _require_active(participant)
+    current = stage(participant)
+    if current == "consent":
+        raise JourneyError(409, "consent_required", _("consent must be given first"))
+    if current == "background":
+        raise JourneyError(409, "background_required", _("the background questionnaire must be answered first"))
+
+
 def next_trial_position(participant: Participant | ParticipantState) -> int | None:
     """The position of the first unanswered trial (resume point), or None when all are answered."""
-    current = stage(participant)
-    if current in ("screened_out", "withdrawn"):
-        _require_active(participant)
-    if current == "consent":
-        raise JourneyError(409, "consent_required", "consent must be given first")
-    if current == "background":
-        raise JourneyError(409, "background_required", "the background questionnaire must be answered first")
+    _require_trials(participant)
     if participant.n_answered >= participant.n_trials:
         return None
     # Answers are taken strictly in order, so the first unanswered trial is at position n_answered.
@@ -349,7 +358,7 @@ def record_response(
         again = session.execute(sql.RESPONSE_BY_ID, {"response_id": response_id}).first()
         if again is not None:
             return _replayed(again, participant, trial_id, value)
-        raise JourneyError(409, "already_answered", f"trial {trial_id} was already answered") from None
+        raise JourneyError(409, "already_answered", _("trial %(trial)s was already answered", trial=trial_id)) from None
     progress: dict[str, Any] = {"n_answered": trial.position + 1}
     if progress["n_answered"] >= participant.n_trials:
         code = spec_of(participant.study).recruitment.completion_code
@@ -357,7 +366,7 @@ def record_response(
     # Only while the participation goes on: a time-out (places.py) that committed after this answer's checks
     # ended it, and the answer, rolled back with this transaction, must not complete it.
     if not connection.execute(sql.ANSWER_PROGRESS, {"participant_id": participant.id, **progress}).rowcount:
-        raise JourneyError(409, "screened_out", "this participation has ended")
+        raise JourneyError(409, "screened_out", _("this participation has ended"))
     participant.n_answered = progress["n_answered"]
     participant.status = progress.get("status", participant.status)
     participant.completion_code = progress.get("completion_code", participant.completion_code)
@@ -365,22 +374,25 @@ def record_response(
 
 
 def _check_answer(participant: ParticipantState, trial: TrialRow | Row | None, trial_id: int, value: int) -> None:
-    _require_active(participant)
+    _require_trials(participant)
     if trial is None or trial.participant_id != participant.id:
-        raise JourneyError(404, "unknown_trial", f"trial {trial_id} is not one of this participant's trials")
+        raise JourneyError(404, "unknown_trial",
+                           _("trial %(trial)s is not one of this participant's trials", trial=trial_id))
     if trial.position < participant.n_answered:
-        raise JourneyError(409, "already_answered", f"trial {trial_id} was already answered")
+        raise JourneyError(409, "already_answered", _("trial %(trial)s was already answered", trial=trial_id))
     if trial.position > participant.n_answered:
-        raise JourneyError(409, "not_current_trial", f"trial {trial_id} comes later; answer the current trial first")
+        raise JourneyError(409, "not_current_trial",
+                           _("trial %(trial)s comes later; answer the current trial first", trial=trial_id))
     low, high = _bounds(participant, trial)
     if not low <= value <= high:
-        raise JourneyError(400, "invalid", f"value: expected an integer from {low} to {high}, got {value}")
+        raise JourneyError(400, "invalid", _("value: expected an integer from %(low)s to %(high)s, got %(value)s",
+                                            low=low, high=high, value=value))
 
 
 def _replayed(previous: Row, participant: ParticipantState, trial_id: int, value: int) -> Stored:
     if previous.participant_id == participant.id and previous.trial_id == trial_id and previous.value == value:
         return Stored(False, previous.response_id)
-    raise JourneyError(409, "response_id_reused", "this response_id was already used for a different answer")
+    raise JourneyError(409, "response_id_reused", _("this response_id was already used for a different answer"))
 
 
 def _bounds(participant: ParticipantState, trial: TrialRow | Row) -> tuple[int, int]:

@@ -88,13 +88,16 @@ const CultureLab = (() => {
   const backoff = (n) => Math.min(8000, 500 * 2 ** n);
 
   // One API call. Network failures, 5xx and 429 are retried with backoff (every call is idempotent);
-  // other answers come back as {status, json}, json always an object.
+  // other answers come back as {status, json}, json always an object. The page's language (the
+  // participant's, once chosen) goes along, so that an error message is worded in it.
   async function call(method, url, body, onRetry) {
+    const headers = { "Accept-Language": document.documentElement.lang };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await fetch(url, {
           method,
-          headers: body === undefined ? {} : { "Content-Type": "application/json" },
+          headers,
           body: body === undefined ? undefined : JSON.stringify(body),
           cache: "no-store",
         });

@@ -175,6 +175,34 @@ def test_stages_are_enforced(client, load):
     assert bot.background().get_json()["error"]["code"] == "background_already_given"
 
 
+def test_an_answer_before_consent_or_background_says_which_stage_is_missing(client, load):
+    bot = Bot(client, load())
+    answer = {"trial_id": 1, "response_id": "0b7e1f3a-5d34-4c7e-9a53-2f1e0c6d8a11", "value": 1, "rt_ms": 900}
+    r = client.post(f"{bot.base}/responses", json=answer)
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "consent_required"
+    bot.consent()
+    r = client.post(f"{bot.base}/responses", json=answer)
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "background_required"
+
+
+def test_error_messages_are_worded_in_the_language_the_page_asks_for(client, load):
+    bot = Bot(client, load(), language="zh")
+    zh = {"Accept-Language": "zh"}
+    r = client.get(f"{bot.base}/next", headers=zh)
+    assert r.get_json()["error"] == {"code": "consent_required", "message": "请先表示同意"}
+    assert client.get(f"{bot.base}/next").get_json()["error"]["message"] == "consent must be given first"
+    bot.consent(), bot.background()
+    trial = bot.next()["trial"]
+    low, high = trial["question"]["scale"]["min"], trial["question"]["scale"]["max"]
+    r = client.post(f"{bot.base}/responses", headers=zh, json={
+        "trial_id": trial["id"], "response_id": "5c0f7a2e-1b8d-4e6f-a3c9-7d2b4e8f1a60", "value": high + 1,
+        "rt_ms": 900})
+    assert r.status_code == 400
+    assert r.get_json()["error"]["message"] == f"value:应为 {low} 到 {high} 之间的整数,收到的是 {high + 1}"
+    r = client.get("/api/v1/participants/not-a-token/next", headers=zh)
+    assert r.status_code == 404 and r.get_json()["error"]["message"] == "此参与链接无效"
+
+
 def test_full_quota_screens_out_politely(client, load):
     slug = load(recruitment={"quotas": {"east_asian": 1, "west_african": 0}})
     assert Bot(client, slug).complete("east_asian")["done"]
