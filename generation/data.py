@@ -155,6 +155,20 @@ def _load_rgb(path: Path, resolution: int) -> np.ndarray:
     return np.asarray(im)
 
 
+def _culture_folders(root: Path) -> list[Path]:
+    """An ImageFolder's culture sub-folders, sorted by name (hidden ones skipped)."""
+    if not root.is_dir():
+        raise DatasetError(f"data folder {root} does not exist")
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def data_cultures(source: str) -> list[str]:
+    """The cultures of ``source`` (``motifs`` or an ImageFolder path), read without loading an image."""
+    if source == "motifs":
+        return list(CULTURES)
+    return [p.name for p in _culture_folders(Path(source))]
+
+
 def load_image_folder(
     root: Path,
     resolution: int,
@@ -170,9 +184,7 @@ def load_image_folder(
     training resolution) it also refuses cultures with too few images for it, before decoding.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"data folder {root} does not exist")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = _culture_folders(root)
     if cultures is not None:
         wanted = list(cultures)
         missing = [c for c in wanted if not (root / c).is_dir()]

@@ -45,9 +45,8 @@ from culturelab.generation.culture_classifier import (
     load_real_images,
     real_images_key,
 )
-from culturelab.generation.data import ImageSet
+from culturelab.generation.data import ImageSet, data_cultures
 from culturelab.generation.evaluate import EvaluationError, kid, mean_pairwise_distance
-from culturelab.generation.motifs import CULTURES
 from culturelab.generation.vgg import load_features
 
 log = logging.getLogger(__name__)
@@ -229,14 +228,15 @@ def evaluate_sets(
 ) -> dict[str, Any]:
     """Judge each stimulus set in ``folders``; returns {"sets": [...], "table": markdown}. See the module doc."""
     device = torch.device(device)
-    sets = [StimulusSet(f) for f in folders]  # every set is read (and refused) before any training starts
-    if data == "motifs":
-        unknown = sorted({c for s in sets for c in s.cultures} - set(CULTURES))
-        if unknown:
-            raise EvaluationError(
-                f"culture(s) {', '.join(unknown)} are not built-in motifs; give --data an ImageFolder with a "
-                "folder per culture"
-            )
+    # Every set is read, and its cultures looked for in the data, before any training starts.
+    sets = [StimulusSet(f) for f in folders]
+    unknown = ", ".join(sorted({c for s in sets for c in s.cultures} - set(data_cultures(data))))
+    if unknown and data == "motifs":
+        raise EvaluationError(
+            f"culture(s) {unknown} are not built-in motifs; give --data an ImageFolder with a folder per culture"
+        )
+    if unknown:
+        raise EvaluationError(f"data folder {data} has no sub-folder for culture(s) {unknown}")
     content_sources = list(content_sources or [BUILTIN_CONTENT_DIR])
     needed = {s.folder: _contents_for(s, content_sources) for s in sets if any(s.content_ids)}
     classifier_dir = Path(classifier_dir) if classifier_dir is not None else default_classifier_dir()
@@ -250,9 +250,6 @@ def evaluate_sets(
             )
         ref = references[stimuli.resolution]
         real, real_feats = ref.real, ref.features
-        missing = sorted(set(stimuli.cultures) - set(real.cultures))
-        if missing:
-            raise EvaluationError(f"data folder {data} has no sub-folder for culture(s) {', '.join(missing)}")
         feats, pred = classifier_features(ref.classifier, stimuli.images, device)
         labels = np.array([real.cultures.index(c) for c in stimuli.cultures])
         real_labels = real.labels.numpy()

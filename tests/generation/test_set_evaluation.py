@@ -140,6 +140,15 @@ def test_content_images_of_the_users_own_are_matched_by_id_and_checked(workdir):
     assert result.exit_code == 2 and "pass the content images with --content" in result.output
 
 
+def _set_and_data_without_its_culture(folder):
+    write_set(folder, [("a", np.zeros((32, 32, 3), np.uint8), "viking", None)], "cgan")
+    for culture in ("girih", "kente"):
+        (folder.parent / "data" / culture).mkdir(parents=True)
+        for i in range(3):
+            image = render_motif_array(culture, motif_seed(0, culture, i), 32)
+            Image.fromarray(image).save(folder.parent / "data" / culture / f"{i}.png")
+
+
 @pytest.mark.parametrize(
     "make, args, message",
     [
@@ -150,6 +159,10 @@ def test_content_images_of_the_users_own_are_matched_by_id_and_checked(workdir):
             [],
             "viking are not built-in motifs",
         ),
+        (_set_and_data_without_its_culture, ["--data", "data"],
+         "data folder data has no sub-folder for culture(s) viking"),
+        (lambda d: write_set(d, [("a", np.zeros((32, 32, 3), np.uint8), "girih", None)], "cgan"),
+         ["--data", "nowhere"], "data folder nowhere does not exist"),
         (
             lambda d: write_set(
                 d,
