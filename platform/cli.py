@@ -8,7 +8,6 @@ packages and are imported only when invoked, so `culturelab generate` never buil
 
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 import sys
@@ -18,7 +17,6 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from culturelab.platform.app import create_app, prepare_instance
 from culturelab.platform.db import session_scope
 from culturelab.platform.stimuli import StimulusSetError
 from culturelab.platform.study import StudyError
@@ -95,11 +93,18 @@ class CultureLabGroup(FlaskGroup):
             formatter.write_dl(rows)
 
 
-# The app made for every command writes nothing (--help and validation leave no files behind); the commands
-# that need the instance folder or the secret key call prepare_instance.
+def _create_app():
+    """The app made for every platform command. It writes nothing (--help and validation leave no files
+    behind): the commands that need the instance folder or the secret key call prepare_instance. Imported
+    here, on first use, so that the generation and analysis commands never load the web app."""
+    from culturelab.platform.app import create_app
+
+    return create_app(write_instance=False)
+
+
 @click.group(
     cls=CultureLabGroup,
-    create_app=functools.partial(create_app, write_instance=False),
+    create_app=_create_app,
     add_version_option=False,
     load_dotenv=False,
 )
@@ -125,6 +130,7 @@ def db() -> None:
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     """Create or upgrade the database schema."""
+    from culturelab.platform.app import prepare_instance
     from culturelab.platform.migrate import upgrade
 
     prepare_instance(current_app)
@@ -464,6 +470,8 @@ def _where() -> str:
 @with_appcontext
 def serve(host: str, port: int, workers: int, threads: int, worker_class: str) -> None:
     """Serve the platform with gunicorn."""
+    from culturelab.platform.app import prepare_instance
+
     _require_schema()
     prepare_instance(current_app)
     click.echo(f"CultureLab on http://{host}:{port}/  (researchers: /researcher/)\n{_where()}")

@@ -84,6 +84,10 @@ def test_researcher_accounts(run):
 def test_the_installed_command_runs_without_importing_torch():
     probe = "import sys; from culturelab.platform.cli import main; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", probe], check=True)
+    # Nor do the generation and analysis commands build (or import) the web app.
+    probe = ("import sys\nfrom culturelab.platform.cli import main\ntry:\n    main(['analyze', '--help'])\n"
+             "except SystemExit:\n    assert 'culturelab.platform.app' not in sys.modules, 'the web app was imported'")
+    subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True)
     result = subprocess.run(["culturelab", "--help"], capture_output=True, text=True, check=True)
     assert "generate" in result.stdout and "analyze" in result.stdout and "serve" in result.stdout
 
