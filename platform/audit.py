@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 # What the log records (the action column); anything else is a programming error.
 ACTIONS = frozenset({
-    "study.load", "study.share", "study.export", "study.analyse", "participant.delete", "participant.withdraw",
+    "study.load", "study.share", "study.export", "study.analyse", "study.close", "study.reopen",
+    "participant.delete", "participant.withdraw",
 })
 
 

@@ -245,6 +245,39 @@ def study_share(slug: str, email: str, role: str) -> None:
     click.echo(f"{email} is now {member.role} of study {slug!r}")
 
 
+@study.command("close")
+@click.argument("slug")
+@with_appcontext
+def study_close(slug: str) -> None:
+    """Take no new participants (those who started may finish); `study reopen` undoes it."""
+    _set_recruiting(slug, False)
+
+
+@study.command("reopen")
+@click.argument("slug")
+@with_appcontext
+def study_reopen(slug: str) -> None:
+    """Take new participants again after `study close`."""
+    _set_recruiting(slug, True)
+
+
+def _set_recruiting(slug: str, recruiting: bool) -> None:
+    from sqlalchemy import select
+
+    from culturelab.platform import audit
+    from culturelab.platform.models import Study
+    from culturelab.platform.recruitment import set_recruiting
+
+    _require_schema()
+    with session_scope(current_app) as session:
+        study = session.scalar(select(Study).where(Study.slug == slug))
+        if study is None:
+            raise InputError(f"there is no study {slug!r}")
+        changed = set_recruiting(session, study, recruiting, audit.cli_actor())
+    state = "open to new participants" if recruiting else "closed to new participants"
+    click.echo(f"study {slug!r} is {'now' if changed else 'already'} {state}")
+
+
 @study.command("release-idle")
 @click.argument("slug")
 @click.option("--minutes", type=click.FloatRange(min=1), default=None,

@@ -43,7 +43,7 @@ def get_study(session: Session, slug: str) -> StudyRef:
     row = session.connection().execute(sql.STUDY_BY_SLUG, {"slug": slug}).first()
     if row is None:
         raise JourneyError(404, "unknown_study", _("there is no study %(slug)r", slug=slug))
-    return StudyRef(session, row.id, row.spec_sha256)
+    return StudyRef(session, row.id, row.spec_sha256, row.recruiting)
 
 
 def get_participant(session: Session, token: str) -> Participant:
@@ -124,17 +124,18 @@ def create_participant(
 ) -> Created:
     spec = spec_of(study)
     if language is not None and language not in spec.languages:
-        raise JourneyError(
-            400,
-            "bad_language",
-            f"language {language!r} is not offered by this study (one of {', '.join(spec.languages)})",
-        )
+        raise JourneyError(400, "bad_language", _(
+            "language %(language)r is not offered by this study (one of %(languages)s)",
+            language=language, languages=", ".join(spec.languages),
+        ))
     connection = session.connection()
     known = {"study_id": study.id, "external_id": external_id}
     if external_id is not None:
         enrolled = connection.execute(sql.TOKEN_BY_EXTERNAL_ID, known).first()
         if enrolled is not None:
             return _resume(enrolled, source, recruitment)
+    if not study.recruiting:  # those who started may go on; nobody new joins
+        raise JourneyError(409, "study_closed", _("this study is not taking new participants at the moment"))
     token = secrets.token_urlsafe(24)
     try:
         connection.execute(sql.INSERT_PARTICIPANT, {

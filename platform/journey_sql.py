@@ -67,7 +67,9 @@ PARTICIPANT_STATE = (
     .outerjoin(_stimuli, _stimuli.c.id == _trials.c.stimulus_id)
     .outerjoin(_stimuli_b, _stimuli_b.c.id == _trials.c.stimulus_b_id)
 )
-STUDY_BY_SLUG = select(_studies.c.id, _studies.c.spec_sha256).where(_studies.c.slug == bindparam("slug"))
+STUDY_BY_SLUG = select(_studies.c.id, _studies.c.spec_sha256, _studies.c.recruiting).where(
+    _studies.c.slug == bindparam("slug")
+)
 TOKEN_BY_EXTERNAL_ID = select(_participants.c.token, _participants.c.source, _participants.c.recruitment).where(
     _participants.c.study_id == bindparam("study_id"), _participants.c.external_id == bindparam("external_id")
 )

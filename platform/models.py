@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -55,6 +56,9 @@ class Study(Base):
     spec_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Whether new participants may join. Closing (a pilot done, a problem found) lets those who started
+    # finish; loading a new version of the study leaves it as the researcher set it.
+    recruiting: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     groups: Mapped[list[CultureGroup]] = relationship(
         back_populates="study", order_by="CultureGroup.position"

@@ -113,7 +113,8 @@ def document() -> dict[str, Any]:
                 201: ("Created", "A new participant"),
                 200: ("Created", "The same external_id and recruitment session (Prolific SESSION_ID, MTurk "
                                  "assignmentId) again: resumed"),
-                409: ("Error", "already_enrolled: the external_id started elsewhere, without that session"),
+                409: ("Error", "already_enrolled: the external_id started elsewhere, without that session; or "
+                               "study_closed: the study takes no new participants"),
                 _BAD[0]: _BAD[1], 404: ("Error", "Unknown study"), 429: ("Error", "Too many from this address"),
             }, "CreateParticipant"),
         },

@@ -75,6 +75,7 @@ def study_link(slug: str):
         slug=slug,
         spec=spec,
         start={"external_id": external_id, "source": source, "recruitment": recruitment},
+        closed=not study.recruiting,
     )
 
 

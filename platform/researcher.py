@@ -28,8 +28,8 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
-from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms import EmailField, HiddenField, PasswordField, StringField
+from wtforms.validators import AnyOf, DataRequired, Length
 
 from culturelab.platform import audit, ownership, places, security
 from culturelab.platform.db import get_session, session_scope
@@ -38,6 +38,7 @@ from culturelab.platform.export import export_study
 from culturelab.platform.extensions import login_manager
 from culturelab.platform.journey import spec_of
 from culturelab.platform.models import CultureGroup, Participant, Researcher, Response, Study
+from culturelab.platform.recruitment import set_recruiting
 from culturelab.platform.withdrawal import delete_participant
 
 bp = Blueprint("researcher", __name__, url_prefix="/researcher")
@@ -68,6 +69,12 @@ class ShareForm(FlaskForm):
 
 class DeleteParticipantForm(FlaskForm):
     participant_id = StringField("participant_id", validators=[DataRequired(), Length(max=32)])
+
+
+class RecruitmentForm(FlaskForm):
+    """The dashboard's close/reopen button: what the study is to become."""
+
+    recruiting = HiddenField(validators=[AnyOf(["open", "closed"])])
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -133,6 +140,7 @@ def dashboard():
         user=current_user,
         share_form=ShareForm(),
         delete_form=DeleteParticipantForm(),
+        recruitment_form=RecruitmentForm(),
     )
 
 
@@ -182,6 +190,7 @@ def _recruitment(session, study: Study) -> dict:
     return {
         "slug": study.slug,
         "title": spec.title.get("en") or next(iter(spec.title.values())),
+        "recruiting": study.recruiting,
         "status": by_status,
         "groups": groups,
         "responses": responses,
@@ -216,6 +225,19 @@ def share(slug: str):
         return _back_to(study, _("No researcher account has the email %(email)s.", email=email))
     session.commit()
     return _back_to(study, _("%(email)s can now see this study.", email=email))
+
+
+@bp.post("/studies/<slug>/recruitment")
+@login_required
+def recruitment(slug: str):
+    study, form = _owner_form(slug, RecruitmentForm)
+    session = get_session()
+    recruiting = form.recruiting.data == "open"
+    set_recruiting(session, study, recruiting, current_user.email)
+    session.commit()
+    if recruiting:
+        return _back_to(study, _("The study takes new participants again."))
+    return _back_to(study, _("The study takes no new participants; those who started may finish."))
 
 
 @bp.post("/studies/<slug>/participants/delete")

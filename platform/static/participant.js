@@ -139,6 +139,12 @@ const CultureLab = (() => {
       store.remove(tokenKey); // someone new, or the server no longer knows it (e.g. a new database)
       $("choose").hidden = false;
     }
+    // A closed study takes nobody new; a recruitment id that started elsewhere still gets back in.
+    if (d.closed && !who) {
+      $("choose").hidden = true;
+      $("closed").hidden = false;
+      return;
+    }
     const buttons = document.querySelectorAll("[data-language]");
     buttons.forEach((button) =>
       button.addEventListener("click", async () => {

@@ -560,6 +560,29 @@ def test_on_a_shared_computer_the_next_person_starts_a_participation_of_their_ow
     assert driver.current_url == third_page != first_page
 
 
+def test_a_closed_study_turns_newcomers_away_and_lets_a_participant_who_started_go_on(live, browser):
+    from sqlalchemy import select
+
+    from culturelab.platform.models import Study
+    from culturelab.platform.recruitment import set_recruiting
+
+    slug = live.load(slug="closing", design={"trials_per_participant": 2, "order": "latin_square",
+                                             "balance": ["stimulus_culture"], "attention_checks": 0,
+                                             "practice": False})
+    started, newcomer = browser(), browser()
+    _start_trials(started, live, slug)
+    _answer_n(started, 1)
+    with session_scope(live.app) as session:
+        set_recruiting(session, session.scalar(select(Study).where(Study.slug == slug)), False, "test")
+    newcomer.get(f"{live.url}/s/{slug}")
+    assert "not taking new participants" in _visible(newcomer, "#closed").text
+    assert not _css(newcomer, "#choose").is_displayed()
+    started.get(f"{live.url}/s/{slug}")
+    _visible(started, "#resume-continue").click()
+    _answer_n(started, 1)
+    _visible(started, "#completion-code")
+
+
 def test_answers_given_offline_are_retried_and_sent_again_after_a_reload(live, browser, tmp_path):
     slug = live.load(slug="offline", design={"trials_per_participant": 4, "order": "latin_square",
                                              "balance": ["stimulus_culture"], "attention_checks": 0,

@@ -9,9 +9,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
 from culturelab.platform.app import create_app
+from culturelab.platform.cli import main
 from culturelab.platform.config import TestConfig
 from culturelab.platform.db import session_scope
 from culturelab.platform.migrate import upgrade
@@ -106,3 +108,17 @@ def live_server(database_url, tmp_path):
     for process in processes:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def run(database_url, tmp_path, monkeypatch):
+    """The `culturelab` command on the test database, as a researcher types it (arguments as strings)."""
+    monkeypatch.setenv("CULTURELAB_DATABASE_URL", database_url)
+    monkeypatch.setenv("CULTURELAB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CULTURELAB_SECRET_KEY", "cli-test")
+
+    def _run(*args, input=None):
+        return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return _run
+

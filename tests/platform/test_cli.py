@@ -7,32 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
-
-from culturelab.platform.cli import main
+from clikit import one_line_error
 
 from studykit import write_study
-
-
-@pytest.fixture
-def run(database_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("CULTURELAB_DATABASE_URL", database_url)
-    monkeypatch.setenv("CULTURELAB_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("CULTURELAB_SECRET_KEY", "cli-test")
-
-    def _run(*args, input=None):
-        return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
-
-    return _run
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_validate_load_export_round_trip(run, tmp_path):

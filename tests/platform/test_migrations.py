@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import column, create_engine, insert, inspect, table, text
 
 from culturelab.platform.migrate import alembic_config, is_current, upgrade
 from culturelab.platform.models import Base, Participant, Study
@@ -52,10 +52,13 @@ def test_revision_0005_moves_the_places_given_back_into_the_pool(database_url):
     engine = create_engine(database_url)
     upgrade(engine, "0004")
     now = datetime.now(UTC)
-    with engine.begin() as connection:  # the participants' columns are the same at 0004
+    with engine.begin() as connection:  # the participants' columns are the same at 0004; the study's as listed
+        names = ("id", "slug", "spec", "spec_sha256", "created_at", "updated_at")
         study_id = connection.execute(
-            Study.__table__.insert().values(slug="s", spec={}, spec_sha256="x", created_at=now, updated_at=now)
-        ).inserted_primary_key[0]
+            insert(table("studies", *(column(n, Study.__table__.c[n].type) for n in names)))
+            .values(slug="s", spec={}, spec_sha256="x", created_at=now, updated_at=now)
+            .returning(column("id"))
+        ).scalar_one()
         for n, (status, reason, completed) in enumerate([
             ("screened_out", "timed_out", None),  # given back, not taken yet
             ("withdrawn", "withdrew", None),  # withdrew before completing

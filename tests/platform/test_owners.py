@@ -8,12 +8,11 @@ import re
 import zipfile
 
 import pytest
-from click.testing import CliRunner
+from clikit import one_line_error
 from sqlalchemy import select
 from test_researcher import PASSWORD, account, signed_in
 
 from culturelab.platform import ownership
-from culturelab.platform.cli import main
 from culturelab.platform.db import session_scope
 from culturelab.platform.models import AuditEvent, StudyMember
 
@@ -104,23 +103,6 @@ def test_the_owner_keeps_ownership_when_shared_again_as_a_collaborator(app, load
             ownership.add_member(session, slug, "zed@example.org", ownership.OWNER)
         with pytest.raises(ownership.MembershipError, match="no study"):
             ownership.add_member(session, "nope", "ada@example.org", ownership.OWNER)
-
-
-@pytest.fixture
-def run(database_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("CULTURELAB_DATABASE_URL", database_url)
-    monkeypatch.setenv("CULTURELAB_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("CULTURELAB_SECRET_KEY", "cli-test")
-
-    def _run(*args, input=None):
-        return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
-
-    return _run
-
-
-def one_line_error(result, fragment):
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2 and len(lines) == 1 and fragment in lines[0], result.output
 
 
 def test_the_command_line_loads_with_an_owner_and_shares(run, tmp_path):
