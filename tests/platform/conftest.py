@@ -121,4 +121,3 @@ def run(database_url, tmp_path, monkeypatch):
         return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
 
     return _run
-

@@ -6,7 +6,6 @@ import re
 
 import pytest
 from sqlalchemy import select
-from test_owners import run  # noqa: F401 (the command-line fixture)
 from test_researcher import PASSWORD, signed_in
 
 from culturelab.platform import audit
