@@ -162,11 +162,17 @@ def _culture_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def data_cultures(source: str) -> list[str]:
-    """The cultures of ``source`` (``motifs`` or an ImageFolder path), read without loading an image."""
-    if source == "motifs":
-        return list(CULTURES)
-    return [p.name for p in _culture_folders(Path(source))]
+def require_cultures(source: str, cultures: Iterable[str]) -> None:
+    """Raises DatasetError unless ``source`` (``motifs`` or an ImageFolder path) has each of ``cultures``;
+    reads no image, so it can come before any work."""
+    have = CULTURES if source == "motifs" else [p.name for p in _culture_folders(Path(source))]
+    missing = ", ".join(sorted(set(cultures) - set(have)))
+    if missing and source == "motifs":
+        raise DatasetError(
+            f"culture(s) {missing} are not built-in motifs; give --data an ImageFolder with a folder per culture"
+        )
+    if missing:
+        raise DatasetError(f"data folder {source} has no sub-folder for culture(s) {missing}")
 
 
 def load_image_folder(
@@ -187,9 +193,7 @@ def load_image_folder(
     folders = _culture_folders(root)
     if cultures is not None:
         wanted = list(cultures)
-        missing = [c for c in wanted if not (root / c).is_dir()]
-        if missing:
-            raise DatasetError(f"data folder {root} has no sub-folder for culture(s) {', '.join(missing)}")
+        require_cultures(str(root), wanted)
         folders = [root / c for c in wanted]
     if len(folders) < 2:
         raise DatasetError(

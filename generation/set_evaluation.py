@@ -45,7 +45,7 @@ from culturelab.generation.culture_classifier import (
     load_real_images,
     real_images_key,
 )
-from culturelab.generation.data import ImageSet, data_cultures
+from culturelab.generation.data import ImageSet, require_cultures
 from culturelab.generation.evaluate import EvaluationError, kid, mean_pairwise_distance
 from culturelab.generation.vgg import load_features
 
@@ -230,13 +230,7 @@ def evaluate_sets(
     device = torch.device(device)
     # Every set is read, and its cultures looked for in the data, before any training starts.
     sets = [StimulusSet(f) for f in folders]
-    unknown = ", ".join(sorted({c for s in sets for c in s.cultures} - set(data_cultures(data))))
-    if unknown and data == "motifs":
-        raise EvaluationError(
-            f"culture(s) {unknown} are not built-in motifs; give --data an ImageFolder with a folder per culture"
-        )
-    if unknown:
-        raise EvaluationError(f"data folder {data} has no sub-folder for culture(s) {unknown}")
+    require_cultures(data, {c for s in sets for c in s.cultures})
     content_sources = list(content_sources or [BUILTIN_CONTENT_DIR])
     needed = {s.folder: _contents_for(s, content_sources) for s in sets if any(s.content_ids)}
     classifier_dir = Path(classifier_dir) if classifier_dir is not None else default_classifier_dir()

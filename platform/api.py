@@ -140,19 +140,10 @@ def create_participant(slug: str):
         return reply, status
     data = body(CreateParticipant)
     study = journey.get_study(session, slug)
-    try:
-        created = journey.create_participant(
-            session, study, external_id=data.external_id, source=data.source or "link", language=data.language,
-            recruitment=data.recruitment,
-        )
-    except journey.JourneyError as exc:
-        if exc.code == "already_enrolled":  # shown as it is by the study link's page
-            with force_locale(ui_locale(data.language or journey.spec_of(study).languages[0])):
-                exc.message = gettext(
-                    "This participant id has already started the study in another browser. Please continue in "
-                    "that browser (the study link opens where you left off), or contact the researcher."
-                )
-        raise
+    created = journey.create_participant(
+        session, study, external_id=data.external_id, source=data.source or "link", language=data.language,
+        recruitment=data.recruitment,
+    )
     session.commit()
     payload = {"token": created.token, "resume": created.resume}
     return jsonify(payload), 200 if created.resume else 201

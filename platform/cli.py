@@ -261,19 +261,25 @@ def study_reopen(slug: str) -> None:
     _set_recruiting(slug, True)
 
 
-def _set_recruiting(slug: str, recruiting: bool) -> None:
+def _study_id(session, slug: str) -> int:
+    """The id of the study ``slug``, or the one-line error that there is none."""
     from sqlalchemy import select
 
-    from culturelab.platform import audit
     from culturelab.platform.models import Study
+
+    study_id = session.scalar(select(Study.id).where(Study.slug == slug))
+    if study_id is None:
+        raise InputError(f"there is no study {slug!r}")
+    return study_id
+
+
+def _set_recruiting(slug: str, recruiting: bool) -> None:
+    from culturelab.platform import audit
     from culturelab.platform.recruitment import set_recruiting
 
     _require_schema()
     with session_scope(current_app) as session:
-        study = session.scalar(select(Study).where(Study.slug == slug))
-        if study is None:
-            raise InputError(f"there is no study {slug!r}")
-        changed = set_recruiting(session, study, recruiting, audit.cli_actor())
+        changed = set_recruiting(session, _study_id(session, slug), recruiting, audit.cli_actor())
     state = "open to new participants" if recruiting else "closed to new participants"
     click.echo(f"study {slug!r} is {'now' if changed else 'already'} {state}")
 
@@ -288,14 +294,12 @@ def study_release_idle(slug: str, minutes: float | None) -> None:
     from sqlalchemy import select
 
     from culturelab.platform import places
-    from culturelab.platform.models import CultureGroup, Study
+    from culturelab.platform.models import CultureGroup
 
     _require_schema()
     minutes = minutes or float(current_app.config.get("PLACE_IDLE_MINUTES", places.IDLE_MINUTES))
     with session_scope(current_app) as session:
-        study_id = session.scalar(select(Study.id).where(Study.slug == slug))
-        if study_id is None:
-            raise InputError(f"there is no study {slug!r}")
+        study_id = _study_id(session, slug)
         groups = session.scalars(select(CultureGroup.key).where(CultureGroup.study_id == study_id)).all()
         released = sum(places.release_idle(session.connection(), study_id, g, minutes) for g in groups)
     click.echo(f"gave back {released} place(s) of study {slug!r} (idle for {minutes:g} minutes or more)")
@@ -307,18 +311,12 @@ def study_release_idle(slug: str, minutes: float | None) -> None:
 @with_appcontext
 def study_delete_participant(slug: str, participant_id: str) -> None:
     """Delete a participant (the participant_id of the exports) and everything stored about them."""
-    from sqlalchemy import select
-
     from culturelab.platform import audit
-    from culturelab.platform.models import Study
     from culturelab.platform.withdrawal import delete_participant
 
     _require_schema()
     with session_scope(current_app) as session:
-        study_id = session.scalar(select(Study.id).where(Study.slug == slug))
-        if study_id is None:
-            raise InputError(f"there is no study {slug!r}")
-        if not delete_participant(session, study_id, participant_id, audit.cli_actor()):
+        if not delete_participant(session, _study_id(session, slug), participant_id, audit.cli_actor()):
             raise InputError(f"study {slug!r} has no participant {participant_id!r}")
     click.echo(f"deleted participant {participant_id} of study {slug!r}")
 

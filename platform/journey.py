@@ -107,7 +107,7 @@ def participant_state(session: Session, token: str, *, trials: bool = True) -> P
     fields = row._mapping
     return ParticipantState(
         **{name: fields[name] for name in _STATE_FIELDS},
-        study=StudyRef(session, fields["study_id"], fields["spec_sha256"]),
+        study=StudyRef(session, fields["study_id"], fields["spec_sha256"], fields["recruiting"]),
         ahead=ahead,
     )
 
@@ -164,7 +164,11 @@ def _resume(enrolled: Row, source: str, recruitment: dict[str, Any]) -> Created:
     key = PLATFORM_SESSION.get(enrolled.source)
     session_id = (enrolled.recruitment or {}).get(key) if key else None
     if source != enrolled.source or not session_id or recruitment.get(key) != session_id:
-        raise JourneyError(409, "already_enrolled", _("this participant id has already started the study elsewhere"))
+        # Shown as it is by the study link's page.
+        raise JourneyError(409, "already_enrolled", _(
+            "This participant id has already started the study in another browser. Please continue in that "
+            "browser (the study link opens where you left off), or contact the researcher."
+        ))
     return Created(enrolled.token, True)
 
 

@@ -43,13 +43,13 @@ UPCOMING = (
     .where(_trials.c.participant_id == bindparam("participant_id"))
     .where(_trials.c.position.between(bindparam("first"), bindparam("last")))
 )
-# The participant as a plain row with its study's id and spec version: what every participant request
-# reads (ParticipantState), in one statement.
+# The participant as a plain row with its study (StudyRef's columns): what every participant request reads
+# (ParticipantState), in one statement.
 _STATE_COLUMNS = (
     _participants.c.id, _participants.c.status, _participants.c.consent, _participants.c.culture_group,
     _participants.c.language, _participants.c.seed, _participants.c.n_trials, _participants.c.n_answered,
     _participants.c.completion_code, _participants.c.source, _studies.c.id.label("study_id"),
-    _studies.c.spec_sha256,
+    _studies.c.spec_sha256, _studies.c.recruiting,
 )
 PARTICIPANT_ONLY = (
     select(*_STATE_COLUMNS)

@@ -33,7 +33,8 @@ REPLIES: dict[str, dict[str, Any]] = {
     "Error": _closed(["error"], error=_closed(
         ["code", "message"],
         code={"type": "string", "description": "Stable, e.g. invalid, not_found, already_answered"},
-        message={"type": "string", "description": "What is wrong; in the participant's language where `field` is set"},
+        message={"type": "string", "description": "What is wrong, in the request's Accept-Language where the "
+                                                  "platform has it (the participant's language where `field` is set)"},
         field={"type": "string", "description": "The request field a participant can correct"},
     )),
     "Created": _closed(["token", "resume"], token={"type": "string"}, resume={"type": "boolean"}),
@@ -155,7 +156,8 @@ def document() -> dict[str, Any]:
             "post": _operation("Answer the current trial; the reply carries the next", {
                 201: ("Stored", "Stored"), 200: ("Stored", "This response_id was stored before: nothing new"),
                 _BAD[0]: _BAD[1], 404: ("Error", "Unknown token or trial"),
-                409: ("Error", "already_answered, not_current_trial or response_id_reused"),
+                409: ("Error", "already_answered, not_current_trial, response_id_reused, consent_required, "
+                               "background_required, or the participation ended (screened_out, withdrawn)"),
             }, "Answer"),
         },
         "/api/v1/openapi.json": {

@@ -56,8 +56,9 @@ def study_link(slug: str):
     spec = spec_of(study)
     args = request.args
     if args.get("assignmentId") == MTURK_PREVIEW:
-        # Nobody to enrol yet: the worker sees what the HIT is and must accept it to begin.
-        return render_template("participant/preview.html", spec=spec)
+        # Nobody to enrol yet: the worker sees what the HIT is and must accept it to begin (unless the study
+        # is closed, which they must know before accepting).
+        return render_template("participant/preview.html", spec=spec, closed=not study.recruiting)
     if args.get("PROLIFIC_PID"):
         external_id, source = args["PROLIFIC_PID"], "prolific"
         recruitment = {k: args[k] for k in PROLIFIC[1:] if k in args}

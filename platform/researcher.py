@@ -233,7 +233,7 @@ def recruitment(slug: str):
     study, form = _owner_form(slug, RecruitmentForm)
     session = get_session()
     recruiting = form.recruiting.data == "open"
-    set_recruiting(session, study, recruiting, current_user.email)
+    set_recruiting(session, study.id, recruiting, current_user.email)
     session.commit()
     if recruiting:
         return _back_to(study, _("The study takes new participants again."))

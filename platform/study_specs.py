@@ -20,10 +20,9 @@ _specs: dict[str, StudySpec] = {}
 
 
 class StudyRef:
-    """What the participant API needs of a study: its id, spec version and whether it takes new participants
-    (read where a participant may join; a participant's own requests need not know)."""
+    """What the participant API needs of a study: its id, spec version and whether it takes new participants."""
 
-    def __init__(self, session: Session, study_id: int, spec_sha256: str, recruiting: bool = True):
+    def __init__(self, session: Session, study_id: int, spec_sha256: str, recruiting: bool):
         self.session, self.id, self.spec_sha256, self.recruiting = session, study_id, spec_sha256, recruiting
 
     @cached_property

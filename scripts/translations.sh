@@ -8,5 +8,5 @@ pybabel extract -F babel.cfg --no-location --sort-output -o translations/message
 if [ "${1:-}" = init ]; then
   pybabel init -i translations/messages.pot -d translations -l "$2"
 fi
-pybabel update --no-fuzzy-matching -i translations/messages.pot -d translations
+pybabel update --no-fuzzy-matching --ignore-obsolete -i translations/messages.pot -d translations
 pybabel compile -d translations

@@ -88,10 +88,10 @@ const CultureLab = (() => {
   const backoff = (n) => Math.min(8000, 500 * 2 ** n);
 
   // One API call. Network failures, 5xx and 429 are retried with backoff (every call is idempotent);
-  // other answers come back as {status, json}, json always an object. The page's language (the
-  // participant's, once chosen) goes along, so that an error message is worded in it.
-  async function call(method, url, body, onRetry) {
-    const headers = { "Accept-Language": document.documentElement.lang };
+  // other answers come back as {status, json}, json always an object. The participant's language goes
+  // along (the page's, unless given), so that an error message is worded in it.
+  async function call(method, url, body, onRetry, language = document.documentElement.lang) {
+    const headers = { "Accept-Language": language };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     for (let attempt = 0; ; attempt++) {
       try {
@@ -118,6 +118,9 @@ const CultureLab = (() => {
     }
   }
 
+  // Where an answer waits until the server has it (see the top of this file).
+  const pendingKey = (token) => `culturelab:pending:${token}`;
+
   // The study link: choose a language, become a participant, go to the participant's own page.
   async function start() {
     const d = readData("start-data");
@@ -125,26 +128,35 @@ const CultureLab = (() => {
     const whoKey = `culturelab:${d.slug}:who`;
     const known = store.get(tokenKey);
     const who = d.start.external_id || "";
+    const showClosed = () => {
+      $("choose").hidden = true;
+      $("closed").hidden = false;
+    };
     // Reopening the link in the same browser resumes where the participant left off; a recruitment id on
     // another device resumes on the server.
     if (known && (store.get(whoKey) || "") === who) {
       $("choose").hidden = true;
-      const { status, json } = await call("GET", d.state.replace("TOKEN", known));
-      // A recruitment id names the person; a plain link does not, and on a shared computer (a lab's) the
-      // next person must not carry on with the last one's participation, so the plain link asks.
-      if (status === 200 && (who || (await sameParticipant(json.stage)))) {
+      const state = d.state.replace("TOKEN", known);
+      const { status, json } = await call("GET", state, undefined, () => showError(d.network));
+      showError("");
+      // A recruitment id names the person. A plain link does not, and on a shared computer (a lab's) the
+      // next person must not carry on with, or see, the last one's participation: it asks whether an
+      // unfinished one is theirs, and a finished one is left alone.
+      const finished = ["done", "screened_out", "withdrawn"].includes(json.stage);
+      if (status === 200 && (who || (!finished && (await sameParticipant())))) {
         location.replace(d.page.replace("TOKEN", known));
         return;
       }
-      store.remove(tokenKey); // someone new, or the server no longer knows it (e.g. a new database)
+      // Someone new, or the server no longer knows the token (e.g. a new database). An answer of the last
+      // person's that never reached the server is sent first, so that nothing they gave is lost.
+      const pending = store.get(pendingKey(known));
+      if (pending && status === 200) await call("POST", `${state}/responses`, JSON.parse(pending));
+      store.remove(pendingKey(known));
+      store.remove(tokenKey);
       $("choose").hidden = false;
     }
     // A closed study takes nobody new; a recruitment id that started elsewhere still gets back in.
-    if (d.closed && !who) {
-      $("choose").hidden = true;
-      $("closed").hidden = false;
-      return;
-    }
+    if (d.closed && !who) return showClosed();
     const buttons = document.querySelectorAll("[data-language]");
     buttons.forEach((button) =>
       button.addEventListener("click", async () => {
@@ -153,13 +165,15 @@ const CultureLab = (() => {
         const language = button.dataset.language;
         const body = { source: d.start.source, language, recruitment: d.start.recruitment };
         if (who) body.external_id = who;
-        let { status, json } = await call("POST", d.api, body);
+        let { status, json } = await call("POST", d.api, body, undefined, language);
         const token = json.token;
         if (status < 400 && json.resume) {
           // A returning participant keeps their place; the language is the one chosen now.
-          ({ status, json } = await call("POST", `${d.state.replace("TOKEN", token)}/language`, { language }));
+          const url = `${d.state.replace("TOKEN", token)}/language`;
+          ({ status, json } = await call("POST", url, { language }, undefined, language));
         }
         if (status >= 400) {
+          if (json.error.code === "study_closed") return showClosed(); // closed since the page was loaded
           showError(json.error.message);
           buttons.forEach((b) => (b.disabled = false));
           return;
@@ -172,11 +186,8 @@ const CultureLab = (() => {
     if (buttons.length === 1) buttons[0].click(); // one language: nothing to choose
   }
 
-  // Whether the person at the study link is the one who took part in this browser before (they say so).
-  function sameParticipant(stage) {
-    const finished = ["done", "screened_out", "withdrawn"].includes(stage);
-    $("resume-finished").hidden = !finished;
-    $("resume-unfinished").hidden = finished;
+  // Whether the person at the study link is the one who started in this browser before (they say so).
+  function sameParticipant() {
     $("resume").hidden = false;
     return new Promise((resolve) => {
       $("resume-continue").addEventListener("click", () => resolve(true));
@@ -358,7 +369,6 @@ const CultureLab = (() => {
 
   function trials(withPractice) {
     const d = page();
-    const pendingKey = `culturelab:pending:${d.token}`;
     const preloaded = []; // kept referenced so that the browser finishes fetching them
 
     function setStatus(text) {
@@ -555,9 +565,9 @@ const CultureLab = (() => {
     // Stores one answer: kept in localStorage until the server has it, retried with the same
     // response_id (a retry the server already has stores nothing new).
     async function send(answer) {
-      store.set(pendingKey, JSON.stringify(answer));
+      store.set(pendingKey(d.token), JSON.stringify(answer));
       const { status, json } = await call("POST", `${d.api}/responses`, answer, () => setStatus(d.text.network));
-      store.remove(pendingKey);
+      store.remove(pendingKey(d.token));
       if (status === 200 || status === 201) return json.next;
       if (status === 409) return fetchNext(); // answered or moved on elsewhere: resynchronise
       showError(json.error ? json.error.message : d.text.error);
@@ -577,7 +587,7 @@ const CultureLab = (() => {
     }
 
     async function begin() {
-      const pending = store.get(pendingKey);
+      const pending = store.get(pendingKey(d.token));
       if (pending) {
         setStatus(d.text.network);
         await send(JSON.parse(pending));

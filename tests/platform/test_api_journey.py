@@ -95,7 +95,7 @@ def test_a_recruitment_id_alone_hands_over_nothing(client, load, source, first, 
     slug = load()
     owner = Bot(client, slug, external_id="PID-7", source=source, recruitment=first)
     owner.consent(), owner.background()
-    r = client.post(f"/api/v1/studies/{slug}/participants",
+    r = client.post(f"/api/v1/studies/{slug}/participants", headers={"Accept-Language": "zh"},
                     json={"external_id": "PID-7", "source": source, "recruitment": second, "language": "zh"})
     assert r.status_code == 409
     body = r.get_data(as_text=True)

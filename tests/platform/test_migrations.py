@@ -77,3 +77,18 @@ def test_revision_0005_moves_the_places_given_back_into_the_pool(database_url):
     engine.dispose()
     assert [tuple(row) for row in pool] == [("g", 0), ("g", 1)]
     assert ordinals == [None, None, 2, 3]
+
+
+def test_revision_0006_leaves_every_existing_study_open(database_url):
+    engine = create_engine(database_url)
+    upgrade(engine, "0005")
+    now = datetime.now(UTC)
+    studies = table("studies", column("slug"), column("spec", Study.__table__.c.spec.type), column("spec_sha256"),
+                    column("created_at", Study.__table__.c.created_at.type),
+                    column("updated_at", Study.__table__.c.updated_at.type))
+    with engine.begin() as connection:
+        connection.execute(insert(studies).values(slug="s", spec={}, spec_sha256="x", created_at=now, updated_at=now))
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT recruiting FROM studies")).scalars().all() == [True]
+    engine.dispose()

@@ -3,6 +3,8 @@ nobody new joins a closed study, whoever started finishes, and each change is in
 
 from __future__ import annotations
 
+import re
+
 from clikit import one_line_error
 from sqlalchemy import select
 from test_researcher import account, signed_in
@@ -17,10 +19,9 @@ from bot import Bot, FlaskTransport
 from studykit import write_study
 
 
-def _close(app, slug: str, recruiting: bool = False) -> bool:
+def _set_recruiting(app, slug: str, recruiting: bool) -> bool:
     with session_scope(app) as session:
-        study = session.scalar(select(Study).where(Study.slug == slug))
-        return set_recruiting(session, study, recruiting, "test")
+        return set_recruiting(session, session.scalar(select(Study.id).where(Study.slug == slug)), recruiting, "test")
 
 
 def test_a_closed_study_takes_nobody_new_but_lets_those_who_started_finish(app, client, load):
@@ -28,7 +29,8 @@ def test_a_closed_study_takes_nobody_new_but_lets_those_who_started_finish(app, 
     started = Bot(client, slug)
     prolific = {"STUDY_ID": "s1", "SESSION_ID": "session-1"}
     returning = Bot(client, slug, external_id="5f1e2d3c4b5a69788796a5b4", source="prolific", recruitment=prolific)
-    assert _close(app, slug) and not _close(app, slug)  # closing twice changes nothing the second time
+    assert _set_recruiting(app, slug, False)
+    assert not _set_recruiting(app, slug, False)  # closing twice changes nothing the second time
     newcomer = Participant(FlaskTransport(client), slug, language="zh")
     r = newcomer.create()
     assert r.status_code == 409 and r.get_json()["error"]["code"] == "study_closed"
@@ -41,7 +43,7 @@ def test_a_closed_study_takes_nobody_new_but_lets_those_who_started_finish(app, 
     assert started.complete()["done"] and returning.complete()["done"]
     # The study link says so at once to someone new (the page shows the message instead of the languages).
     assert '"closed": true' in client.get(f"/s/{slug}").get_data(as_text=True)
-    assert _close(app, slug, recruiting=True)
+    assert _set_recruiting(app, slug, True)
     assert newcomer.create().status_code == 201
     assert '"closed": false' in client.get(f"/s/{slug}").get_data(as_text=True)
     with session_scope(app) as session:
@@ -70,6 +72,31 @@ def test_an_owner_closes_and_reopens_from_the_dashboard_and_a_collaborator_canno
     with session_scope(app) as session:
         events = session.execute(select(AuditEvent.action, AuditEvent.actor).order_by(AuditEvent.id)).all()
     assert [tuple(e) for e in events] == [("study.close", "ada@example.org"), ("study.reopen", "ada@example.org")]
+
+
+def test_the_dashboard_form_needs_its_csrf_token_and_a_signed_in_owner(app, load):
+    slug = load()
+    account(app, "ada@example.org", slug)
+    account(app, "eve@example.org")
+    url = f"/researcher/studies/{slug}/recruitment"
+    assert app.test_client().post(url, data={"recruiting": "closed"}).status_code == 302  # to the login page
+    assert signed_in(app, "eve@example.org").post(url, data={"recruiting": "closed"}).status_code == 404
+    ada = signed_in(app, "ada@example.org")
+    app.config["WTF_CSRF_ENABLED"] = True
+    assert ada.post(url, data={"recruiting": "closed"}).status_code == 400
+    dashboard = ada.get("/researcher/").get_data(as_text=True)
+    form = dashboard[dashboard.index(f'action="{url}"'):]
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+    assert ada.post(url, data={"recruiting": "closed", "csrf_token": token}).status_code == 302
+    with session_scope(app) as session:
+        assert session.scalar(select(Study.recruiting).where(Study.slug == slug)) is False
+
+
+def test_an_mturk_preview_of_a_closed_study_does_not_ask_to_accept_the_hit(app, client, load):
+    slug = load()
+    _set_recruiting(app, slug, False)
+    html = client.get(f"/s/{slug}?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=H1").get_data(as_text=True)
+    assert "not taking new participants" in html and "accept the HIT" not in html
 
 
 def test_the_command_line_closes_and_reopens(run, tmp_path):
