@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from clikit import one_line_error
 from safetensors.torch import save_file
 
 from culturelab.generation.checkpoint import DEFAULT_CHECKPOINT
@@ -16,13 +17,6 @@ from culturelab.platform.cli import main
 def run(*args):
     return CliRunner().invoke(main, ["generate", *[str(a) for a in args]], catch_exceptions=False)
 
-
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_dataset_command_writes_an_image_folder(tmp_path):

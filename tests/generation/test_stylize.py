@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from clikit import one_line_error
 from PIL import Image
 
 from culturelab.generation.checkpoint import sha256_file
@@ -30,13 +31,6 @@ FAST = ["--size", "32", "--steps", "3", "--features", "random", "--device", "cpu
 def run(*args):
     return CliRunner().invoke(main, ["generate", "stylize", *map(str, args)], catch_exceptions=False)
 
-
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 from click.testing import CliRunner
+from clikit import one_line_error
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -62,13 +63,6 @@ TINY_TRAIN = [
 def run(*args):
     return CliRunner().invoke(main, ["generate", *map(str, args)], catch_exceptions=False)
 
-
-def one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_g_restyles_to_the_domain_it_is_given_and_d_has_two_heads():

@@ -1,4 +1,5 @@
-"""How the `culturelab` command answers bad input, checked the same way by every CLI test."""
+"""How the `culturelab` command answers bad input, checked the same way by every CLI test (platform and
+generation: tests/platform is on pytest's pythonpath)."""
 
 from __future__ import annotations
 
