@@ -441,6 +441,13 @@ def test_declining_consent_ends_politely(live, browser, shoot, tmp_path):
     assert person["status"] == "screened_out" and person["culture_group"] == "" and person["source"] == "mturk"
 
 
+def short_design(trials: int) -> dict:
+    """A design of ``trials`` trials and nothing else (no attention checks, no practice): for tests about
+    something other than the trials themselves."""
+    return {"trials_per_participant": trials, "order": "latin_square", "balance": ["stimulus_culture"],
+            "attention_checks": 0, "practice": False}
+
+
 def _start_trials(driver, live, slug: str, query: str = "") -> None:
     choose_language(driver, live, slug, "en", query)
     agree(driver)
@@ -458,9 +465,7 @@ def _answer_n(driver, n: int, how: str = "keyboard") -> str | None:
 
 
 def test_time_away_is_recorded_and_the_answer_given_stays_marked(live, browser, tmp_path):
-    slug = live.load(slug="away", design={"trials_per_participant": 3, "order": "latin_square",
-                                          "balance": ["stimulus_culture"], "attention_checks": 0,
-                                          "practice": False})
+    slug = live.load(slug="away", design=short_design(3))
     driver = browser()
     _start_trials(driver, live, slug)
     trial = current_trial(driver)
@@ -497,9 +502,7 @@ def test_time_away_is_recorded_and_the_answer_given_stays_marked(live, browser, 
 
 
 def test_reload_and_reopening_the_link_resume_at_the_first_unanswered_trial(live, browser, tmp_path):
-    slug = live.load(slug="resume", design={"trials_per_participant": 6, "order": "latin_square",
-                                            "balance": ["stimulus_culture"], "attention_checks": 0,
-                                            "practice": False})
+    slug = live.load(slug="resume", design=short_design(6))
     driver = browser()
     _start_trials(driver, live, slug)
     _answer_n(driver, 3)
@@ -523,9 +526,7 @@ def test_reload_and_reopening_the_link_resume_at_the_first_unanswered_trial(live
 
 
 def test_on_a_shared_computer_the_next_person_starts_a_participation_of_their_own(live, browser, tmp_path):
-    slug = live.load(slug="lab", design={"trials_per_participant": 2, "order": "latin_square",
-                                         "balance": ["stimulus_culture"], "attention_checks": 0,
-                                         "practice": False})
+    slug = live.load(slug="lab", design=short_design(2))
     driver = browser()
     # The first person finishes. The second, at the same plain link, is not asked anything and never sees the
     # first one's completion page.
@@ -569,9 +570,7 @@ def test_a_closed_study_turns_newcomers_away_and_lets_a_participant_who_started_
     from culturelab.platform.models import Study
     from culturelab.platform.recruitment import set_recruiting
 
-    slug = live.load(slug="closing", design={"trials_per_participant": 2, "order": "latin_square",
-                                             "balance": ["stimulus_culture"], "attention_checks": 0,
-                                             "practice": False})
+    slug = live.load(slug="closing", design=short_design(2))
     started, newcomer = browser(), browser()
     _start_trials(started, live, slug)
     _answer_n(started, 1)
@@ -587,9 +586,7 @@ def test_a_closed_study_turns_newcomers_away_and_lets_a_participant_who_started_
 
 
 def test_answers_given_offline_are_retried_and_sent_again_after_a_reload(live, browser, tmp_path):
-    slug = live.load(slug="offline", design={"trials_per_participant": 4, "order": "latin_square",
-                                             "balance": ["stimulus_culture"], "attention_checks": 0,
-                                             "practice": False})
+    slug = live.load(slug="offline", design=short_design(4))
     driver = browser()
     _start_trials(driver, live, slug)
 
@@ -624,9 +621,7 @@ def test_answers_given_offline_are_retried_and_sent_again_after_a_reload(live, b
 
 
 def test_an_image_that_fails_to_load_is_retried_and_its_trial_waits_for_it(live, browser, tmp_path):
-    slug = live.load(slug="blocked", design={"trials_per_participant": 2, "order": "latin_square",
-                                             "balance": ["stimulus_culture"], "attention_checks": 0,
-                                             "practice": False})
+    slug = live.load(slug="blocked", design=short_design(2))
     driver = browser()
     driver.execute_cdp_cmd("Network.enable", {})
     driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/media/*"]})
@@ -647,9 +642,7 @@ def test_an_image_that_fails_to_load_is_retried_and_its_trial_waits_for_it(live,
 
 
 def test_prolific_participant_resumes_on_another_device_and_is_sent_back_with_the_code(live, browser, tmp_path):
-    slug = live.load(slug="prolific", design={"trials_per_participant": 4, "order": "latin_square",
-                                              "balance": ["stimulus_culture"], "attention_checks": 0,
-                                              "practice": False},
+    slug = live.load(slug="prolific", design=short_design(4),
                      recruitment={"completion_url": f"{live.url}/?cc={{code}}", "completion_code": "PROLIFIC1"})
     query = "?PROLIFIC_PID=5f1e2d3c4b5a69788796a5b4&STUDY_ID=st123&SESSION_ID=se456"
     first = browser()

@@ -46,19 +46,24 @@ def test_migrations_ship_inside_the_package():
     assert any(p.name.endswith(".py") for p in versions.iterdir())
 
 
+def _insert_study(connection, now: datetime) -> int:
+    """A study row written with the columns studies had before 0006 (the model's insert names later ones)."""
+    names = ("id", "slug", "spec", "spec_sha256", "created_at", "updated_at")
+    return connection.execute(
+        insert(table("studies", *(column(n, Study.__table__.c[n].type) for n in names)))
+        .values(slug="s", spec={}, spec_sha256="x", created_at=now, updated_at=now)
+        .returning(column("id"))
+    ).scalar_one()
+
+
 def test_revision_0005_moves_the_places_given_back_into_the_pool(database_url):
     """Before 0005 a timed-out participant kept the place on their row until it was taken; a participant who
     withdrew before completing kept theirs for good. Both come into the pool; completed and active ones stay."""
     engine = create_engine(database_url)
     upgrade(engine, "0004")
     now = datetime.now(UTC)
-    with engine.begin() as connection:  # the participants' columns are the same at 0004; the study's as listed
-        names = ("id", "slug", "spec", "spec_sha256", "created_at", "updated_at")
-        study_id = connection.execute(
-            insert(table("studies", *(column(n, Study.__table__.c[n].type) for n in names)))
-            .values(slug="s", spec={}, spec_sha256="x", created_at=now, updated_at=now)
-            .returning(column("id"))
-        ).scalar_one()
+    with engine.begin() as connection:  # the participants' columns are the same at 0004
+        study_id = _insert_study(connection, now)
         for n, (status, reason, completed) in enumerate([
             ("screened_out", "timed_out", None),  # given back, not taken yet
             ("withdrawn", "withdrew", None),  # withdrew before completing
@@ -82,12 +87,8 @@ def test_revision_0005_moves_the_places_given_back_into_the_pool(database_url):
 def test_revision_0006_leaves_every_existing_study_open(database_url):
     engine = create_engine(database_url)
     upgrade(engine, "0005")
-    now = datetime.now(UTC)
-    studies = table("studies", column("slug"), column("spec", Study.__table__.c.spec.type), column("spec_sha256"),
-                    column("created_at", Study.__table__.c.created_at.type),
-                    column("updated_at", Study.__table__.c.updated_at.type))
     with engine.begin() as connection:
-        connection.execute(insert(studies).values(slug="s", spec={}, spec_sha256="x", created_at=now, updated_at=now))
+        _insert_study(connection, datetime.now(UTC))
     upgrade(engine)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT recruiting FROM studies")).scalars().all() == [True]
